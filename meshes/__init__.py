@@ -1,4 +1,4 @@
-"""constrict: reaction-diffusion-mechanics of Li-metal solid-state anodes.
+"""Microstructure generation for constrict: particle packing, gmsh geometry, tagged meshes.
 
 `from mpi4py import MPI` must run before petsc4py or dolfinx are imported: with the
 binary DOLFINx wheel it loads the wheel's MPICH library.
