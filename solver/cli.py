@@ -1,0 +1,149 @@
+"""Command line: ``constrict run|check|mesh|info`` (also ``python -m solver``).
+
+Arguments that start with ``-`` and are not ours are PETSc options
+(``-ksp_monitor``, ``-snes_view``); they are handed to PETSc unchanged.
+Every command works the same under ``mpirun -n N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from mpi4py import MPI
+
+from solver.config import CaseConfig, CaseError, load_case
+
+log = logging.getLogger("constrict")
+
+EXIT_CASE_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="constrict",
+        description="Reaction-diffusion-mechanics of Li-metal solid-state anodes.",
+        epilog="Unrecognised options starting with '-' are passed to PETSc.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def case_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("case", type=Path, help="case YAML file")
+        command.add_argument("--set", dest="assignments", action="append", default=[],
+                             metavar="KEY=VALUE",
+                             help="override a case value, e.g. --set temperature='55 degC'")
+        return command
+
+    run = case_command("run", "validate the case, build the mesh, run it, write results")
+    run.add_argument("-o", "--output", type=Path, help="output folder (default output/<name>)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace an existing output folder")
+    case_command("check", "validate the case only; builds and writes nothing")
+    mesh = case_command("mesh", "build (or reuse) the mesh of the case and write it")
+    mesh.add_argument("-o", "--output", type=Path, help="folder for the XDMF mesh file")
+    mesh.add_argument("--overwrite", action="store_true")
+    commands.add_parser("info", help="versions of DOLFINx, PETSc, MPI and PETSc packages")
+    return parser
+
+
+def configure_logging(verbose: bool) -> None:
+    """INFO on rank 0, warnings only on the other ranks."""
+    rank = MPI.COMM_WORLD.rank
+    level = (logging.DEBUG if verbose else logging.INFO) if rank == 0 else logging.WARNING
+    handler = logging.StreamHandler(sys.stdout if rank == 0 else sys.stderr)
+    prefix = "" if MPI.COMM_WORLD.size == 1 else f"[{rank}] "
+    handler.setFormatter(logging.Formatter(f"{prefix}%(asctime)s %(name)s: %(message)s",
+                                           "%H:%M:%S"))
+    root = logging.getLogger("constrict")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def petsc_options_from_argv(extra: list[str]) -> dict[str, str | None]:
+    """``['-ksp_monitor', '-ksp_rtol', '1e-8']`` -> ``{'ksp_monitor': None, 'ksp_rtol': '1e-8'}``."""
+    options: dict[str, str | None] = {}
+    key: str | None = None
+    for token in extra:
+        if token.startswith("-") and not _is_number(token):
+            key = token.lstrip("-")
+            options[key] = None
+        elif key is not None and options[key] is None:
+            options[key] = token
+        else:
+            raise CaseError(f"unexpected argument '{token}'")
+    return options
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def prepare_output_folder(folder: Path, overwrite: bool, comm: MPI.Comm) -> None:
+    """Create the output folder; refuse to replace an existing one without --overwrite."""
+    error = None
+    if comm.rank == 0:
+        if folder.exists() and not overwrite:
+            error = f"{folder} exists; choose another folder with -o or pass --overwrite"
+        else:
+            if folder.exists():
+                log.warning("replacing existing output folder %s (--overwrite)", folder)
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+    error = comm.bcast(error, root=0)
+    if error:
+        raise CaseError(error)
+
+
+def _cmd_check(case: CaseConfig, args: argparse.Namespace) -> None:
+    log.info("case '%s' is valid (%s geometry, %d protocol steps x %d cycles)", case.name,
+             case.geometry.kind, len(case.protocol.steps), case.protocol.cycles)
+
+
+def _cmd_mesh(case: CaseConfig, args: argparse.Namespace) -> None:
+    from solver.simulation import write_case_mesh
+
+    folder = args.output or Path("output") / f"{case.name}_mesh"
+    prepare_output_folder(folder, args.overwrite, MPI.COMM_WORLD)
+    write_case_mesh(case, folder, MPI.COMM_WORLD)
+
+
+def _cmd_run(case: CaseConfig, args: argparse.Namespace) -> None:
+    from solver.simulation import run_case
+
+    folder = args.output or Path("output") / case.name
+    prepare_output_folder(folder, args.overwrite, MPI.COMM_WORLD)
+    run_case(case, folder, MPI.COMM_WORLD, petsc_options=args.petsc_options)
+
+
+def _cmd_info() -> None:
+    from solver.info import environment_report
+
+    report = environment_report()
+    if MPI.COMM_WORLD.rank == 0:
+        print(report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, extra = _parser().parse_known_args(argv)
+    configure_logging(args.verbose)
+    try:
+        args.petsc_options = petsc_options_from_argv(extra)
+        if args.command == "info":
+            _cmd_info()
+            return 0
+        case = load_case(args.case, args.assignments)
+        {"check": _cmd_check, "mesh": _cmd_mesh, "run": _cmd_run}[args.command](case, args)
+    except CaseError as error:
+        if MPI.COMM_WORLD.rank == 0:
+            print(f"error: {error}", file=sys.stderr)
+        return EXIT_CASE_ERROR
+    return 0

@@ -1,0 +1,350 @@
+"""Case files: schema, units and validation.
+
+A case is a YAML file. Every dimensional value carries its unit (``"50 MPa"``,
+``"0.2 mA/cm^2"``); the schema converts it once, here, to the internal unit system of
+`solver.units` and stores a plain float. Validation happens before anything is built:
+unknown keys, missing or wrong units, out-of-range values and unknown materials all
+raise `CaseError`, whose message names each offending field and its allowed range.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from solver.materials import MaterialCard, apply_overrides, load_library
+from solver.units import parse_quantity
+
+
+class CaseError(ValueError):
+    """A case file that cannot be run; the message lists every problem found."""
+
+
+def _quantity(unit: str, *, gt: str | None = None, ge: str | None = None,
+              lt: str | None = None, le: str | None = None) -> Any:
+    """A float field given with units in the case file, stored in `unit`.
+
+    The bounds are quantities too, so the error message states the allowed range in
+    units a user recognises rather than in internal numbers.
+    """
+
+    def convert(value: Any) -> float:
+        magnitude = _magnitude(value, unit)
+        for bound, test, word in ((gt, float.__gt__, ">"), (ge, float.__ge__, ">="),
+                                  (lt, float.__lt__, "<"), (le, float.__le__, "<=")):
+            if bound is not None and not test(magnitude, _magnitude(bound, unit)):
+                raise ValueError(f"must be {word} {bound} (allowed range {_range(gt, ge, lt, le)}),"
+                                 f" got '{value}'")
+        return magnitude
+
+    return Annotated[float, BeforeValidator(convert)]
+
+
+def _magnitude(value: Any, unit: str) -> float:
+    try:
+        return float(parse_quantity(value, unit, "value").m_as(unit))
+    except ValueError as error:  # pydantic prefixes the field's location itself
+        raise ValueError(str(error).removeprefix("value: ")) from None
+
+
+def _range(gt: str | None, ge: str | None, lt: str | None, le: str | None) -> str:
+    low = f"({gt}" if gt is not None else f"[{ge}" if ge is not None else "(-inf"
+    high = f"{lt})" if lt is not None else f"{le}]" if le is not None else "inf)"
+    return f"{low}, {high}"
+
+
+# Internal units: see solver/units.py.
+Length = _quantity("um", gt="0 um", le="10 mm")
+Time = _quantity("s", gt="0 s")
+Voltage = _quantity("V", ge="-5 V", le="5 V")
+CurrentDensity = _quantity("A/m^2", ge="-1000 A/m^2", le="1000 A/m^2")
+Temperature = _quantity("K", ge="200 K", le="500 K")
+Pressure = _quantity("MPa", ge="0 MPa", le="2 GPa")
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParticleFamilyConfig(_Strict):
+    """One kind of particle in the scaffold (e.g. 1 µm Si)."""
+
+    material: str
+    radius: Length
+    radius_std: _quantity("um", ge="0 um") = 0.0  # type: ignore[valid-type]
+    fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+
+
+class ScaffoldConfig(_Strict):
+    """The particle layer 0 < z < height (MODEL §1)."""
+
+    size_x: Length
+    size_y: Length
+    height: Length
+    solid_fraction: Annotated[float, Field(gt=0.0, le=0.6)]
+    fraction_basis: Literal["mass", "volume"] = "mass"
+    particles: Annotated[list[ParticleFamilyConfig], Field(min_length=1)]
+    contact_overlap: Annotated[float, Field(ge=0.01, le=0.3)] = 0.05
+    seed: Annotated[int, Field(ge=0)] = 0
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> ScaffoldConfig:
+        total = sum(family.fraction for family in self.particles)
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"particles: the fractions must sum to 1 (by {self.fraction_basis}),"
+                             f" got {total:g}")
+        return self
+
+
+class ElectrolyteLayerConfig(_Strict):
+    material: str
+    thickness: Length
+
+
+class SingleParticleConfig(_Strict):
+    """One host sphere, its surface in contact with an electrolyte (MODEL §1)."""
+
+    material: str
+    radius: Length
+    octant: bool = True
+
+
+class MeshConfig(_Strict):
+    size_surface: Length
+    size_bulk: Length
+
+    @model_validator(mode="after")
+    def _surface_finer_than_bulk(self) -> MeshConfig:
+        if self.size_surface > self.size_bulk:
+            raise ValueError("size_surface: must be <= size_bulk")
+        return self
+
+
+class GeometryConfig(_Strict):
+    kind: Literal["scaffold", "single_particle"]
+    scaffold: ScaffoldConfig | None = None
+    single_particle: SingleParticleConfig | None = None
+    electrolyte: list[ElectrolyteLayerConfig] = []
+    mesh: MeshConfig
+
+    @model_validator(mode="after")
+    def _block_for_kind(self) -> GeometryConfig:
+        if getattr(self, self.kind) is None:
+            raise ValueError(f"kind is '{self.kind}', so the block '{self.kind}' is required")
+        if self.kind == "scaffold" and not self.electrolyte:
+            raise ValueError("electrolyte: a scaffold needs at least one electrolyte layer")
+        return self
+
+
+class MaterialsConfig(_Strict):
+    """Cards come from the built-in library plus optional user files; values may be overridden."""
+
+    files: list[Path] = []
+    overrides: dict[str, dict[str, str]] = {}
+
+
+class GalvanostaticStep(_Strict):
+    """Constant current; positive current density charges (lithiates/plates) the anode."""
+
+    type: Literal["galvanostatic"]
+    current_density: CurrentDensity
+    duration: Time
+    cutoff_voltage: Voltage | None = None
+
+
+class PotentiostaticStep(_Strict):
+    """Anode potential held at `voltage` vs Li."""
+
+    type: Literal["potentiostatic"]
+    voltage: Voltage
+    duration: Time
+
+
+class RestStep(_Strict):
+    type: Literal["rest"]
+    duration: Time
+
+
+ProtocolStep = Annotated[GalvanostaticStep | PotentiostaticStep | RestStep,
+                         Field(discriminator="type")]
+
+
+class ProtocolConfig(_Strict):
+    steps: Annotated[list[ProtocolStep], Field(min_length=1)]
+    cycles: Annotated[int, Field(ge=1, le=10000)] = 1
+
+
+class SolverConfig(_Strict):
+    """Time stepping and Newton settings (MODEL §8); PETSc options pass through."""
+
+    dt_initial: Time = 1.0
+    dt_min: Time = 1e-6
+    dt_max: Time = 3600.0
+    dt_growth: Annotated[float, Field(gt=1.0, le=4.0)] = 1.5
+    max_theta_change: Annotated[float, Field(gt=0.0, le=0.5)] = 0.05
+    newton_rtol: Annotated[float, Field(gt=0.0, lt=1.0)] = 1e-9
+    newton_atol: Annotated[float, Field(gt=0.0, lt=1.0)] = 1e-12
+    newton_max_it: Annotated[int, Field(ge=1, le=200)] = 20
+    linear_solver: Literal["mumps", "gmres-gamg"] = "mumps"
+    petsc_options: dict[str, str | int | float | bool | None] = {}
+
+    @model_validator(mode="after")
+    def _dt_order(self) -> SolverConfig:
+        if not self.dt_min <= self.dt_initial <= self.dt_max:
+            raise ValueError("dt_initial: must lie in [dt_min, dt_max]")
+        return self
+
+
+class OutputConfig(_Strict):
+    fields_every: Annotated[int, Field(ge=0)] = 10
+    format: Literal["vtx", "xdmf"] = "xdmf"
+
+
+class CaseConfig(_Strict):
+    """A complete, validated case; all values in internal units (solver.units)."""
+
+    name: str
+    description: str = ""
+    geometry: GeometryConfig
+    materials: MaterialsConfig = MaterialsConfig()
+    protocol: ProtocolConfig
+    temperature: Temperature
+    stack_pressure: Pressure = 0.0
+    solver: SolverConfig = SolverConfig()
+    output: OutputConfig = OutputConfig()
+
+
+def set_dotted(data: dict[str, Any], assignment: str) -> None:
+    """Apply one ``--set key.sub[0].leaf=value`` override to the raw case dictionary.
+
+    Missing mappings on the way are created (``--set materials.overrides.Si.D1=...`` works
+    in a case without a materials section); list indices must exist.
+    """
+    if "=" not in assignment:
+        raise CaseError(f"--set {assignment}: expected key=value")
+    key, raw = assignment.split("=", 1)
+    value = yaml.safe_load(raw)
+    parts = [part for token in key.split(".") for part in _split_index(token)]
+    node: Any = data
+    for part in parts[:-1]:
+        if isinstance(node, dict) and isinstance(part, str):
+            node = node.setdefault(part, {})  # the schema rejects misspelt keys later
+            continue
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            raise CaseError(f"--set {key}: '{part}' does not exist in the case") from None
+    if isinstance(node, dict):
+        node[parts[-1]] = value
+    elif isinstance(node, list) and isinstance(parts[-1], int) and parts[-1] < len(node):
+        node[parts[-1]] = value
+    else:
+        raise CaseError(f"--set {key}: cannot assign here")
+
+
+def _split_index(token: str) -> list[str | int]:
+    """'particles[1]' -> ['particles', 1]."""
+    name, *indices = token.replace("]", "").split("[")
+    return [name, *(int(index) for index in indices)]
+
+
+def _format_validation_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        field = ".".join(_format_loc(part) for part in item["loc"]).replace(".[", "[")
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see README 'Case files')"
+        lines.append(f"  {field or '(top level)'}: {message}")
+    return "\n".join(lines)
+
+
+def _format_loc(part: str | int) -> str:
+    return f"[{part}]" if isinstance(part, int) else str(part)
+
+
+def validate_case(data: dict[str, Any], source: str = "case") -> CaseConfig:
+    """Validate a raw case dictionary: schema, units, ranges, then materials."""
+    try:
+        case = CaseConfig.model_validate(data)
+    except ValidationError as error:
+        raise CaseError(f"{source} is not valid:\n{_format_validation_error(error)}") from None
+    problems = _material_problems(case)
+    if problems:
+        raise CaseError(f"{source} is not valid:\n" + "\n".join(f"  {p}" for p in problems))
+    return case
+
+
+def load_case(path: Path, assignments: list[str] | None = None) -> CaseConfig:
+    """Read, override (``--set``) and validate a case file. Builds nothing."""
+    path = Path(path)
+    if not path.is_file():
+        raise CaseError(f"case file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise CaseError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise CaseError(f"{path}: expected a mapping of case sections at the top level")
+    data = copy.deepcopy(data)
+    for assignment in assignments or []:
+        set_dotted(data, assignment)
+    return validate_case(data, str(path))
+
+
+def case_materials(case: CaseConfig) -> dict[str, MaterialCard]:
+    """The material library with the case's user files and overrides applied."""
+    library = load_library(extra=case.materials.files)
+    for name, overrides in case.materials.overrides.items():
+        library[name] = apply_overrides(library[name], overrides)
+    return library
+
+
+_ROLE_KINDS = {"particle": ("host", "conductor", "insulator"), "electrolyte": ("electrolyte",),
+               "single_particle": ("host",)}
+
+
+def _material_problems(case: CaseConfig) -> list[str]:
+    """Every material named in the case must exist in the library and suit its role."""
+    try:
+        library = load_library(extra=case.materials.files)
+    except (OSError, ValueError) as error:
+        return [f"materials.files: {error}"]
+    uses: list[tuple[str, str, str]] = []
+    geometry = case.geometry
+    if geometry.scaffold is not None:
+        uses += [(f"geometry.scaffold.particles[{i}].material", family.material, "particle")
+                 for i, family in enumerate(geometry.scaffold.particles)]
+    if geometry.single_particle is not None:
+        uses.append(("geometry.single_particle.material", geometry.single_particle.material,
+                     "single_particle"))
+    uses += [(f"geometry.electrolyte[{i}].material", layer.material, "electrolyte")
+             for i, layer in enumerate(geometry.electrolyte)]
+    problems = []
+    for field, name, role in uses:
+        if name not in library:
+            problems.append(f"{field}: unknown material '{name}' (known: {', '.join(sorted(library))})")
+        elif library[name].kind not in _ROLE_KINDS[role]:
+            problems.append(f"{field}: '{name}' is a {library[name].kind}, expected one of "
+                            f"{', '.join(_ROLE_KINDS[role])}")
+    for name, overrides in case.materials.overrides.items():
+        if name not in library:
+            problems.append(f"materials.overrides.{name}: unknown material '{name}'")
+            continue
+        try:
+            apply_overrides(library[name], overrides)
+        except ValueError as error:
+            problems.append(f"materials.overrides.{name}: {error}")
+    return problems

@@ -1,0 +1,90 @@
+"""Result files of a run: field series for ParaView, the time-series CSV, metrics JSON.
+
+All ranks write the field files collectively (one file set per run, whatever the
+number of ranks); rank 0 alone writes the CSV and JSON files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import dolfinx
+from mpi4py import MPI
+
+log = logging.getLogger("constrict.output")
+
+
+class FieldWriter:
+    """Time series of functions, one XDMF or VTX file per mesh the functions live on.
+
+    Functions on different submeshes (θ on each host, φ_e on the electrolyte) go to
+    different files; ParaView opens them side by side in the same coordinates.
+    """
+
+    def __init__(self, folder: Path, groups: dict[str, Sequence[dolfinx.fem.Function]],
+                 file_format: str) -> None:
+        self._writers: list[Any] = []
+        self._format = file_format
+        for name, functions in groups.items():
+            mesh = functions[0].function_space.mesh
+            if file_format == "vtx":
+                writer = dolfinx.io.VTXWriter(mesh.comm, folder / f"{name}.bp", list(functions),
+                                              engine="BP4")
+            else:
+                writer = dolfinx.io.XDMFFile(mesh.comm, folder / f"{name}.xdmf", "w")
+                writer.write_mesh(mesh)
+            self._writers.append((writer, list(functions)))
+
+    def write(self, time: float) -> None:
+        for writer, functions in self._writers:
+            if self._format == "vtx":
+                writer.write(time)
+            else:
+                for function in functions:
+                    writer.write_function(function, time)
+
+    def close(self) -> None:
+        for writer, _ in self._writers:
+            writer.close()
+
+
+class TimeSeries:
+    """``timeseries.csv``: one row per accepted time step, flushed as it is written."""
+
+    def __init__(self, path: Path, columns: Sequence[str], comm: MPI.Comm) -> None:
+        self.columns = list(columns)
+        self._file = None
+        if comm.rank == 0:
+            self._file = path.open("w", newline="")
+            self._writer = csv.DictWriter(self._file, fieldnames=self.columns)
+            self._writer.writeheader()
+
+    def append(self, row: dict[str, float]) -> None:
+        if self._file is None:
+            return
+        self._writer.writerow({key: _format_number(row.get(key)) for key in self.columns})
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def _format_number(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.12g}"
+
+
+def write_json(path: Path, data: dict[str, Any], comm: MPI.Comm) -> None:
+    """Write JSON from rank 0; missing metrics are written as null, never invented."""
+    if comm.rank == 0:
+        clean = {key: (None if isinstance(value, float) and not math.isfinite(value) else value)
+                 for key, value in data.items()}
+        path.write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
