@@ -189,10 +189,10 @@ class MetalProperties:
     T_ref: Quantity = _value("K")
 
 
-_PROPERTIES: dict[str, tuple[str, type]] = {
-    "host": ("host", HostProperties),
-    "electrolyte": ("electrolyte", ElectrolyteProperties),
-    "metal": ("metal", MetalProperties),
+_PROPERTIES: dict[str, type] = {  # the block each kind carries, under the kind's name
+    "host": HostProperties,
+    "electrolyte": ElectrolyteProperties,
+    "metal": MetalProperties,
 }
 _BOOKKEEPING = ("kind", "sources", "calibrated", "assumed", "notes")
 
@@ -229,7 +229,7 @@ def _data_fields(cls: type) -> list[Any]:
 def _field_names(kind: str) -> list[str]:
     names = [f.name for f in _data_fields(MaterialCard)]
     if kind in _PROPERTIES:
-        names += [f.name for f in _data_fields(_PROPERTIES[kind][1])]
+        names += [f.name for f in _data_fields(_PROPERTIES[kind])]
     return names
 
 
@@ -245,49 +245,51 @@ def _check_keys(spec: Mapping[str, Any], allowed: list[str], where: str) -> None
             raise _unknown_field_error(where, key, allowed)
 
 
-def _volts(value: object, where: str) -> float:
-    return magnitude(parse_quantity(value, "V", where), "V")  # type: ignore[arg-type]
-
-
-def _number(value: object, where: str) -> float:
-    return magnitude(parse_quantity(value, "", where), "")  # type: ignore[arg-type]
+_OCV_KEYS = {
+    "polynomial": ["coefficients"],
+    "ideal": ["U0", "temperature"],
+    "exp_tanh": ["constant", "exp", "tanh"],
+}
 
 
 def _build_ocv(spec: Any, where: str, T_ref: float) -> OCV:
-    if not isinstance(spec, Mapping) or spec.get("type") not in ("polynomial", "ideal", "exp_tanh"):
-        raise ValueError(f"{where}: expected a mapping with type polynomial, ideal or exp_tanh")
+    """The OCV of a card's ``ocv`` block; it must decrease strictly on (0, 1)."""
+    kind = spec.get("type") if isinstance(spec, Mapping) else None
+    if kind not in _OCV_KEYS:
+        raise ValueError(f"{where}: expected a mapping with type: {' | '.join(_OCV_KEYS)}")
+    _check_keys(spec, ["type", *_OCV_KEYS[kind]], where)
+
+    def value(text: Any, path: str, unit: str = "V") -> float:
+        return magnitude(parse_quantity(text, unit, f"{where}.{path}"), unit)
+
     ocv: OCV
     try:
-        if spec["type"] == "polynomial":
-            _check_keys(spec, ["type", "coefficients"], where)
-            coefficients = spec["coefficients"]
-            ocv = PolynomialOCV(
-                tuple(_volts(c, f"{where}.coefficients[{i}]") for i, c in enumerate(coefficients))
-            )
-        elif spec["type"] == "ideal":
-            _check_keys(spec, ["type", "U0", "temperature"], where)
+        if kind == "polynomial":
+            coefficients = enumerate(spec["coefficients"])
+            ocv = PolynomialOCV(tuple(value(c, f"coefficients[{i}]") for i, c in coefficients))
+        elif kind == "ideal":
             T = spec.get("temperature")
-            ocv = IdealSolutionOCV(
-                _volts(spec["U0"], f"{where}.U0"),
-                T_ref if T is None else magnitude(parse_quantity(T, "K", f"{where}.temperature"), "K"),
-            )
+            T_ocv = T_ref if T is None else value(T, "temperature", "K")
+            ocv = IdealSolutionOCV(value(spec["U0"], "U0"), T_ocv)
         else:
-            _check_keys(spec, ["type", "constant", "exp", "tanh"], where)
             exp_terms = tuple(
-                (_volts(t["amplitude"], f"{where}.exp[{i}].amplitude"), _number(t["rate"], f"{where}.exp[{i}].rate"))
+                (
+                    value(t["amplitude"], f"exp[{i}].amplitude"),
+                    value(t["rate"], f"exp[{i}].rate", ""),
+                )
                 for i, t in enumerate(spec.get("exp", []))
             )
             tanh_terms = tuple(
                 (
-                    _volts(t["amplitude"], f"{where}.tanh[{i}].amplitude"),
-                    _number(t["slope"], f"{where}.tanh[{i}].slope"),
-                    _number(t["center"], f"{where}.tanh[{i}].center"),
+                    value(t["amplitude"], f"tanh[{i}].amplitude"),
+                    value(t["slope"], f"tanh[{i}].slope", ""),
+                    value(t["center"], f"tanh[{i}].center", ""),
                 )
                 for i, t in enumerate(spec.get("tanh", []))
             )
-            ocv = ExpTanhOCV(_volts(spec["constant"], f"{where}.constant"), exp_terms, tanh_terms)
-    except (KeyError, TypeError, IndexError) as err:
-        raise ValueError(f"{where}: malformed {spec['type']} OCV ({err!r})") from None
+            ocv = ExpTanhOCV(value(spec["constant"], "constant"), exp_terms, tanh_terms)
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{where}: malformed {kind} OCV (missing or misplaced {err})") from None
     # (3.3) is a diffusion equation only where dU/dθ < 0: require a strictly decreasing OCV.
     theta = np.linspace(1e-3, 1 - 1e-3, 999)
     rising = np.diff(ocv(theta)) >= 0
@@ -300,6 +302,7 @@ def _build_ocv(spec: Any, where: str, T_ref: float) -> OCV:
 
 
 def _parse_fields(cls: type, spec: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The constructor arguments of ``cls`` from a card: parsed, unit- and range-checked."""
     values: dict[str, Any] = {}
     groups: dict[str, list[str]] = {}
     for f in _data_fields(cls):
@@ -325,12 +328,15 @@ def _parse_fields(cls: type, spec: Mapping[str, Any], where: str) -> dict[str, A
                 f"{where}: the {group} fields {', '.join(members)} go together; "
                 f"missing {', '.join(missing)}"
             )
-    if "ocv" in spec and cls is HostProperties:
-        values["ocv"] = _build_ocv(spec["ocv"], f"{where}, field 'ocv'", magnitude(values["T_ref"], "K"))
+    if cls is HostProperties:
+        T_ref = magnitude(values["T_ref"], "K")
+        values["ocv"] = _build_ocv(spec["ocv"], f"{where}, field 'ocv'", T_ref)
     return values
 
 
-def _names_list(spec: Mapping[str, Any], key: str, allowed: list[str], where: str) -> tuple[str, ...]:
+def _names_list(
+    spec: Mapping[str, Any], key: str, allowed: list[str], where: str
+) -> tuple[str, ...]:
     items = spec.get(key, [])
     if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
         raise ValueError(f"{where}, field '{key}': expected a list of field names")
@@ -350,15 +356,19 @@ def _build_card(name: str, spec: Any, overridden: tuple[str, ...] = ()) -> Mater
     allowed = _field_names(kind)
     _check_keys(spec, [*_BOOKKEEPING, *allowed], where)
     sources = spec.get("sources")
-    if not (isinstance(sources, list) and sources and all(isinstance(s, str) and s.strip() for s in sources)):
+    if not (
+        isinstance(sources, list)
+        and sources
+        and all(isinstance(s, str) and s.strip() for s in sources)
+    ):
         raise ValueError(f"{where}, field 'sources': a non-empty list of citations is required")
     notes = spec.get("notes", "")
     if not isinstance(notes, str):
         raise ValueError(f"{where}, field 'notes': expected text")
     properties = {}
     if kind in _PROPERTIES:
-        attribute, cls = _PROPERTIES[kind]
-        properties[attribute] = cls(**_parse_fields(cls, spec, where))
+        cls = _PROPERTIES[kind]
+        properties[kind] = cls(**_parse_fields(cls, spec, where))
     return MaterialCard(
         name=name,
         kind=kind,
@@ -384,7 +394,7 @@ def load_library(path: Path | None = None, extra: Iterable[Path] = ()) -> dict[s
             raise ValueError(f"{file}: expected a mapping of material name: card")
         for name, card in cards.items():
             if not isinstance(card, Mapping):
-                raise ValueError(f"{file}: material '{name}': a card must be a mapping of field: value")
+                raise ValueError(f"{file}: material '{name}': a card must be a mapping")
             merged[str(name)] = {**merged.get(str(name), {}), **card}
     return {name: _build_card(name, spec) for name, spec in merged.items()}
 
@@ -451,14 +461,15 @@ def conductivity(el: MaterialCard, T: Scalar) -> Scalar:
 
 
 def conductivity_scaled(el: MaterialCard, T: Scalar) -> Scalar:
-    """κ(T) in A/m² per V/µm: the coefficient of (4.1) with µm coordinates and A/m² currents."""
+    """κ(T) in A/m² per V/µm: the coefficient of (4.1) in µm coordinates with A/m² currents."""
     return magnitude(Q_(1.0, "S/m"), CONDUCTIVITY_SCALED) * conductivity(el, T)
 
 
 def youngs_modulus(host: MaterialCard, theta: Scalar) -> Scalar:
     """Young's modulus (MPa), linear in θ from the pristine to the lithiated value (§6)."""
+    E1 = magnitude(_host(host).youngs_modulus_lithiated, "MPa")
     E0 = magnitude(host.youngs_modulus, "MPa")
-    return E0 + (magnitude(_host(host).youngs_modulus_lithiated, "MPa") - E0) * theta
+    return E0 + (E1 - E0) * theta  # §6
 
 
 def yield_stress(host: MaterialCard, theta: Scalar) -> Scalar:
@@ -467,16 +478,32 @@ def yield_stress(host: MaterialCard, theta: Scalar) -> Scalar:
     if h.yield_stress_pristine is None or h.yield_stress_lithiated is None:
         raise ValueError(f"material '{host.name}' has no plasticity fields (it is elastic)")
     Y0 = magnitude(h.yield_stress_pristine, "MPa")
-    return Y0 + (magnitude(h.yield_stress_lithiated, "MPa") - Y0) * theta
+    return Y0 + (magnitude(h.yield_stress_lithiated, "MPa") - Y0) * theta  # (6.2)
+
+
+def creep_coefficient(metal: MaterialCard, T: Scalar) -> Scalar:
+    """A_cr(T) in s⁻¹ MPa⁻ⁿ of the creep law ε̇ = A_cr σⁿ (σ in MPa) used in (7.3)."""
+    if metal.metal is None:
+        raise ValueError(f"material '{metal.name}' is a {metal.kind}, not a metal")
+    m = metal.metal
+    kB = magnitude(k_B, "eV/K")
+    A_ref = magnitude(m.creep_prefactor, "1/s")
+    sigma_ref = magnitude(m.creep_reference_stress, "MPa")
+    Q = magnitude(m.creep_activation_energy, "eV")
+    return A_ref * sigma_ref ** -m.creep_exponent * _ops(T).exp(  # (7.3), Arrhenius in T
+        -Q / kB * (1 / T - 1 / magnitude(m.T_ref, "K"))
+    )
 
 
 def swelling_ratio(host: MaterialCard, theta: Scalar) -> Scalar:
     """Volume ratio J_c = det F_c = 1 + Ω c_max θ of the chemical stretch (§6)."""
     h = _host(host)
-    return 1 + magnitude(h.molar_volume_li * h.c_max, "") * theta
+    return 1 + magnitude(h.molar_volume_li * h.c_max, "") * theta  # §6
 
 
-def equilibrium_capacity_under_pressure(card: MaterialCard, p: Quantity | str) -> tuple[float, Quantity]:
+def equilibrium_capacity_under_pressure(
+    card: MaterialCard, p: Quantity | str
+) -> tuple[float, Quantity]:
     """Li fraction θ and capacity (mAh/g) of a host held at 0 V under confinement p (MODEL §10).
 
     Solves U_ocv(θ) = Ω p / F, i.e. (3.2) at zero potential with σ_h = −p, by bisection on

@@ -11,11 +11,13 @@ from solver.materials import (
     barrier_increase_eV,
     conductivity,
     conductivity_scaled,
+    creep_coefficient,
     diffusivity,
     equilibrium_capacity_under_pressure,
     equilibrium_potential,
     load_library,
     swelling_ratio,
+    yield_stress,
     youngs_modulus,
 )
 from solver.units import Q_, F, R, k_B, magnitude, parse_quantity
@@ -68,8 +70,13 @@ def test_graphite_ocv_values(lib):
     ocv = lib["graphite"].host.ocv
 
     def chen2020(x):
-        return (1.9793 * np.exp(-39.3631 * x) + 0.2482 - 0.0909 * np.tanh(29.8538 * (x - 0.1234))
-                - 0.04478 * np.tanh(14.9159 * (x - 0.2769)) - 0.0205 * np.tanh(30.4444 * (x - 0.6103)))
+        return (
+            1.9793 * np.exp(-39.3631 * x)
+            + 0.2482
+            - 0.0909 * np.tanh(29.8538 * (x - 0.1234))
+            - 0.04478 * np.tanh(14.9159 * (x - 0.2769))
+            - 0.0205 * np.tanh(30.4444 * (x - 0.6103))
+        )
 
     x = np.array([0.0, 0.1, 0.5, 0.9, 1.0])
     np.testing.assert_allclose(ocv(x), chen2020(x), rtol=1e-12)
@@ -109,12 +116,16 @@ def test_numpy_and_ufl_agree(lib):
             lib["Si"].host.ocv(theta),
             lib["graphite"].host.ocv(theta),
             lib["ideal_host"].host.ocv(theta),
+            lib["graphite"].host.ocv.derivative(theta),
+            lib["ideal_host"].host.ocv.derivative(theta),
             equilibrium_potential(si, theta, -500.0 * x),
             np.log(diffusivity(si, theta, eps, T)) if isinstance(x, np.ndarray)
             else ufl.ln(diffusivity(si, theta, eps, T)),
             conductivity(el, T),
             youngs_modulus(si, theta),
+            yield_stress(si, theta),
             swelling_ratio(si, theta),
+            creep_coefficient(lib["Li"], T),
         ]
 
     mesh = dolfinx.mesh.create_unit_interval(MPI.COMM_SELF, 8)
@@ -153,6 +164,18 @@ def test_capacity_ends(lib):
     assert 0 < theta < 1
 
 
+def test_mechanics_and_creep_helpers(lib):
+    si = lib["Si"]
+    np.testing.assert_allclose(youngs_modulus(si, np.array([0, 0.5, 1])), [160e3, 100e3, 40e3])
+    np.testing.assert_allclose(yield_stress(si, np.array([0, 1])), [1750, 500])
+    assert swelling_ratio(si, 1.0) == pytest.approx(1 + 9.0e-6 * 2.78e5)
+    assert creep_coefficient(lib["Li"], T_ROOM) == pytest.approx(7.7e-3)  # s^-1 MPa^-n
+    with pytest.raises(ValueError, match="material 'graphite' has no plasticity"):
+        yield_stress(lib["graphite"], 0.5)
+    with pytest.raises(ValueError, match="material 'Cu' is a conductor, not a host"):
+        diffusivity(lib["Cu"], 0.5, 0.0, T_ROOM)
+
+
 def test_conductivity_arrhenius_and_scaling(lib):
     el = lib["LPSCl"]
     assert conductivity(el, T_ROOM) == pytest.approx(0.19)  # 1.9 mS/cm
@@ -182,7 +205,8 @@ def test_library_cards(lib):
 
 def test_user_file_merges_on_top(lib, tmp_path: Path):
     user = tmp_path / "mine.yaml"  # tweak one Si value, add a copy of Mg2Si under a new name
-    user.write_text(yaml.safe_dump({"Si": {"D1": "1e-15 m^2/s"}, "Mg2Si_b": dict(lib["Mg2Si"].spec)}))
+    cards = {"Si": {"D1": "1e-15 m^2/s"}, "Mg2Si_b": dict(lib["Mg2Si"].spec)}
+    user.write_text(yaml.safe_dump(cards))
     merged = load_library(extra=[user])
     assert merged["Si"].host.D1.m_as("m^2/s") == pytest.approx(1e-15)
     assert merged["Si"].host.D0 == lib["Si"].host.D0
@@ -200,7 +224,7 @@ def test_overrides(lib):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"i0_aloy": "2 mA/cm^2"}, r"material 'Si'.*unknown field 'i0_aloy'.*did you mean 'i0_alloy'"),
+        ({"i0_aloy": "2 mA/cm^2"}, r"material 'Si'.*unknown field 'i0_aloy'.*mean 'i0_alloy'"),
         ({"i0_alloy": "2 mA"}, r"material 'Si', field 'i0_alloy'.*wrong dimension"),
         ({"i0_alloy": "2"}, r"material 'Si', field 'i0_alloy'.*unit is missing"),
         ({"D0": "-1e-18 m^2/s"}, r"material 'Si', field 'D0': must be > 0"),
@@ -249,7 +273,7 @@ def test_parse_quantity_errors(text, expected, message):
 def test_parse_quantity_values():
     assert parse_quantity("50 MPa", "Pa", "p").m_as("Pa") == 5e7
     assert parse_quantity("25 degC", "K", "T").m_as("K") == pytest.approx(298.15)
-    assert parse_quantity("0.58 eV", "kJ/mol", "E").m_as("kJ/mol") == pytest.approx(55.96, rel=1e-3)
+    assert parse_quantity("0.58 eV", "kJ/mol", "E").m_as("kJ/mol") == pytest.approx(55.96, 1e-3)
     assert parse_quantity(0.3, "", "nu").m_as("") == 0.3
     with pytest.raises(ValueError, match="cannot express"):
         magnitude(Q_(1.0, "MPa"), "um^2/s")
