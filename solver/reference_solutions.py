@@ -35,3 +35,21 @@ def sphere_constant_flux(r: np.ndarray, t: float, radius: float, diffusivity: fl
     series = np.sum(decay * np.sin(alphas * rho) / (alphas**2 * np.sin(alphas) * rho), axis=-1)
     bracket = 3.0 * diffusivity * t / radius**2 + rho[..., 0] ** 2 / 2.0 - 0.3 - 2.0 * series
     return initial + influx * radius / diffusivity * bracket
+
+
+def slab_constant_flux(z: np.ndarray, t: float, thickness: float, diffusivity: float,
+                       influx: float, initial: float = 0.0, terms: int = 200) -> np.ndarray:
+    """θ(z, t) in a slab 0 < z < l, no flux at z = 0, constant influx q at z = l.
+
+    Crank, The Mathematics of Diffusion, §4.3.3 (eq. 4.54 with the flux condition):
+
+        θ − θ0 = qt/l + (ql/D) [(3z² − l²)/(6l²)
+                 − (2/π²) Σ (−1)ⁿ/n² exp(−D n²π² t/l²) cos(nπz/l)]
+    """
+    z = np.asarray(z, dtype=float)[..., None]
+    n = np.arange(1, terms + 1)
+    series = np.sum((-1.0) ** n / n**2 * np.exp(-diffusivity * n**2 * np.pi**2 * t / thickness**2)
+                    * np.cos(n * np.pi * z / thickness), axis=-1)
+    z = z[..., 0]
+    bracket = (3 * z**2 - thickness**2) / (6 * thickness**2) - 2.0 / np.pi**2 * series
+    return initial + influx * t / thickness + influx * thickness / diffusivity * bracket

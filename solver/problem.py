@@ -1,0 +1,410 @@
+"""The coupled transport problem on submeshes (MODEL §2–§5, §8).
+
+One P1 field θ_k on the submesh of each host material k, one P1 field φ_e on the
+submesh of all electrolyte layers, coupled by Butler–Volmer kinetics on the
+interior facets Γ_EH of the parent mesh. All forms integrate over the parent mesh
+(`dx(tag)`, `ds(tag)`, `dS(tag)`) and reach the submesh fields through entity maps;
+on Γ_EH the host cell is always the "+" side and the electrolyte cell the "−" side.
+
+The single particle uses the same machinery: its parent mesh is the particle, and the
+reaction site is its outer surface, facing a liquid electrolyte at uniform potential.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import logging
+from dataclasses import dataclass
+
+import dolfinx
+import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx.fem.petsc import NonlinearProblem
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from solver.config import CaseConfig
+from solver.materials import MaterialCard, conductivity, equilibrium_potential
+from solver.physics import transport
+from solver.stepper import Drive, StepResult
+from solver.units import Q_, F
+
+if TYPE_CHECKING:
+    from meshes import TaggedMesh
+
+log = logging.getLogger("constrict.problem")
+
+TDIM, FDIM = 3, 2
+# P1 fields with smooth nonlinear coefficients: degree 3 integrates them well. Left to
+# itself UFL estimates degrees above 10 for the exp/log terms and the Jacobian assembly
+# becomes 40x slower than the residual.
+QUADRATURE = {"quadrature_degree": 3}
+
+
+def _to_float(quantity, unit: str) -> float:
+    return float(quantity.m_as(unit))
+
+
+@dataclass
+class HostField:
+    """Li fraction θ in one host material, on that material's submesh (MODEL §2)."""
+
+    card: MaterialCard
+    cell_tag: int
+    submesh: dolfinx.mesh.Mesh
+    entity_map: dolfinx.mesh.EntityMap
+    theta: fem.Function
+    theta_old: fem.Function
+    sigma_h: fem.Function  # hydrostatic stress (MPa), filled by the mechanics
+    eps_lat: fem.Function  # elastic lattice strain, filled by the mechanics
+    flux_per_current: float  # i [A/m²] -> i/(F c_max) [µm/s]
+    mol_per_theta_volume: float  # θ·µm³ -> mol of Li
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+
+@dataclass
+class ReactionSite:
+    """Alloying on Γ_EH of one host: the measure and the two sides' restrictions."""
+
+    host: HostField
+    measure: ufl.Measure
+    host_side: str | None  # "+" on interior facets, None on the particle surface
+    electrolyte_side: str | None
+
+
+def cell_regions(tagged: TaggedMesh) -> np.ndarray:
+    """Region tag of every local cell, ghosts included (a DG0 scatter fills the ghosts)."""
+    mesh = tagged.mesh
+    space = fem.functionspace(mesh, ("DG", 0))
+    marker = fem.Function(space)
+    marker.x.array[:] = -1.0
+    dofs = space.dofmap.list[tagged.cell_tags.indices, 0]
+    marker.x.array[dofs] = tagged.cell_tags.values
+    marker.x.scatter_forward()
+    num_cells = mesh.topology.index_map(TDIM).size_local + mesh.topology.index_map(TDIM).num_ghosts
+    return np.rint(marker.x.array[space.dofmap.list[np.arange(num_cells), 0]]).astype(np.int32)
+
+
+def interface_entities(tagged: TaggedMesh, regions: np.ndarray, facet_tag: int,
+                       first_side_tags: set[int]) -> np.ndarray:
+    """Integration data (cell, local facet, cell, local facet) of the interior facets with
+    `facet_tag`, ordered so that the first cell has a tag in `first_side_tags`."""
+    facets = tagged.facet_tags.find(facet_tag)
+    data = fem.compute_integration_domains(fem.IntegralType.interior_facet,
+                                           tagged.mesh.topology, facets).reshape(-1, 4)
+    flip = ~np.isin(regions[data[:, 0]], list(first_side_tags))
+    data[flip] = data[flip][:, [2, 3, 0, 1]]
+    if not np.all(np.isin(regions[data[:, 0]], list(first_side_tags))):
+        raise RuntimeError(f"facet tag {facet_tag} is not an interface of the expected regions")
+    return data.ravel()
+
+
+class TransportProblem:
+    """Backward-Euler step of the coupled θ_k / φ_e system, solved with block Newton."""
+
+    def __init__(self, tagged: TaggedMesh, case: CaseConfig, materials: dict[str, MaterialCard],
+                 petsc_options: dict[str, str | None] | None = None) -> None:
+        self.tagged = tagged
+        self.mesh = tagged.mesh
+        self.comm = self.mesh.comm
+        self.case = case
+        self.temperature = case.temperature
+        self.f = transport.thermal_voltage_inverse(self.temperature)
+        self.regions = cell_regions(tagged)
+        self._constant = lambda value: fem.Constant(self.mesh, PETSc.ScalarType(value))
+        self.dt = self._constant(1.0)
+        self.applied_current = self._constant(0.0)  # A/m²
+        self.applied_voltage = self._constant(0.0)  # V
+        self.top_potential = self._constant(0.0)  # φ_e on the top face when potentiostatic
+        self.drive = Drive("current", 0.0)
+        self.dx = ufl.Measure("dx", domain=self.mesh, subdomain_data=tagged.cell_tags,
+                              metadata=QUADRATURE)
+        self.ds = ufl.Measure("ds", domain=self.mesh, subdomain_data=tagged.facet_tags,
+                              metadata=QUADRATURE)
+
+        self.hosts = [self._host_field(name[len("host:"):], tag, materials)
+                      for name, tag in sorted(tagged.regions.items()) if name.startswith("host:")]
+        self.c_ref = max(host.card.host.c_max.m_as("mol/m^3") for host in self.hosts)
+        self.single_particle = case.geometry.kind == "single_particle"
+        self.electrolyte_layers = {tag: materials[name.split(":", 2)[2]]
+                                   for name, tag in tagged.regions.items()
+                                   if name.startswith("electrolyte:")}
+        self.phi = self._electrolyte_field() if not self.single_particle else None
+        if self.phi is not None:
+            self.phi.x.array[:] = -self._rest_potential()
+        self._accepted = [unknown.x.array.copy() for unknown in self.unknowns]
+        self.sites = self._reaction_sites()
+        self.entity_maps = [host.entity_map for host in self.hosts]
+        if self.phi is not None:
+            self.entity_maps.append(self.phi_entity_map)
+        self.petsc_options = self._solver_options(petsc_options or {})
+        self._solvers: dict[str, NonlinearProblem] = {}
+        self._diagnostics = self._diagnostic_forms()
+        self.last_theta_change = 0.0
+
+    # -- construction -------------------------------------------------------------------
+
+    def _host_field(self, material: str, tag: int,
+                    materials: dict[str, MaterialCard]) -> HostField:
+        card = materials[material]
+        submesh, entity_map, _, _ = dolfinx.mesh.create_submesh(
+            self.mesh, TDIM, np.flatnonzero(self.regions == tag).astype(np.int32))
+        space = fem.functionspace(submesh, ("Lagrange", 1))
+        scalar = fem.functionspace(submesh, ("Lagrange", 1))
+        theta = fem.Function(space, name=f"theta_{material}")
+        theta.x.array[:] = card.host.theta_initial
+        theta_old = fem.Function(space)
+        theta_old.x.array[:] = card.host.theta_initial
+        c_max = card.host.c_max
+        return HostField(
+            card=card, cell_tag=tag, submesh=submesh, entity_map=entity_map, theta=theta,
+            theta_old=theta_old, sigma_h=fem.Function(scalar, name=f"sigma_h_{material}"),
+            eps_lat=fem.Function(scalar, name=f"eps_lat_{material}"),
+            flux_per_current=_to_float(Q_(1.0, "A/m^2") / (F * c_max), "um/s"),
+            mol_per_theta_volume=_to_float(c_max * Q_(1.0, "um^3"), "mol"))
+
+    def _rest_potential(self) -> float:
+        """Open-circuit potential of the initial state (first host): the first Newton guess."""
+        card = self.hosts[0].card
+        return float(equilibrium_potential(card, np.float64(card.host.theta_initial), 0.0))
+
+    def _electrolyte_field(self) -> fem.Function:
+        cells = np.flatnonzero(np.isin(self.regions, list(self.electrolyte_layers))).astype(np.int32)
+        submesh, self.phi_entity_map, _, _ = dolfinx.mesh.create_submesh(self.mesh, TDIM, cells)
+        phi = fem.Function(fem.functionspace(submesh, ("Lagrange", 1)), name="phi_e")
+        # κ/(F c_ref) per layer, µm²/(V s): a DG0 coefficient on the electrolyte submesh.
+        self.kappa_scaled = fem.Function(fem.functionspace(submesh, ("DG", 0)), name="kappa")
+        sub_cells = np.arange(len(cells), dtype=np.int32)
+        parent_cells = self.phi_entity_map.sub_topology_to_topology(sub_cells, inverse=False)
+        for tag, card in self.electrolyte_layers.items():
+            kappa = Q_(conductivity(card, self.temperature), "S/m")
+            scaled = _to_float(kappa / (F * Q_(self.c_ref, "mol/m^3")), "um^2/(V*s)")
+            self.kappa_scaled.x.array[sub_cells[self.regions[parent_cells] == tag]] = scaled
+        return phi
+
+    def _reaction_sites(self) -> list[ReactionSite]:
+        if self.single_particle:
+            return [ReactionSite(host, self.ds(self.tagged.interfaces["surface"]), None, None)
+                    for host in self.hosts]
+        electrolyte_tags = set(self.electrolyte_layers)
+        integration_data, sites = [], []
+        for host in self.hosts:
+            name = f"EH:{host.name}"
+            if name not in self.tagged.interfaces:
+                log.warning("host %s does not touch the electrolyte", host.name)
+                continue
+            tag = self.tagged.interfaces[name]
+            entities = interface_entities(self.tagged, self.regions, tag, {host.cell_tag})
+            if not np.all(np.isin(self.regions[entities.reshape(-1, 4)[:, 2]], list(electrolyte_tags))):
+                raise RuntimeError(f"{name} facets do not all face the electrolyte")
+            integration_data.append((tag, entities))
+            sites.append((host, tag))
+        interface_measure = ufl.Measure("dS", domain=self.mesh, subdomain_data=integration_data,
+                                        metadata=QUADRATURE)
+        return [ReactionSite(host, interface_measure(tag), "+", "-") for host, tag in sites]
+
+    def _solver_options(self, command_line: dict[str, str | None]) -> dict[str, object]:
+        settings = self.case.solver
+        options: dict[str, object] = {
+            "snes_type": "newtonls", "snes_linesearch_type": "bt",
+            "snes_rtol": settings.newton_rtol, "snes_atol": settings.newton_atol,
+            "snes_stol": 0.0, "snes_max_it": settings.newton_max_it,
+        }
+        if settings.linear_solver == "mumps":
+            options |= {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+        else:
+            options |= {"ksp_type": "gmres", "pc_type": "gamg", "ksp_rtol": 1e-10}
+        options |= settings.petsc_options
+        options |= command_line
+        return options
+
+    # -- the physics --------------------------------------------------------------------
+
+    def _site_current(self, site: ReactionSite, drive: Drive) -> ufl.core.expr.Expr:
+        """Local reaction current density i (A/m²) on a site (5.1)."""
+        host = site.host.card
+        if self.single_particle and drive.mode == "current":
+            return self.applied_current  # the surface takes the applied current uniformly
+        theta_s, sigma_s = self._restricted(site, site.host.theta, site.host.sigma_h)
+        phi_e = -self.applied_voltage if self.phi is None else self.phi(site.electrolyte_side)
+        eta = transport.alloying_overpotential(host, 0.0, phi_e, theta_s, sigma_s)
+        i0 = _to_float(host.host.i0_alloy, "A/m^2")
+        return transport.butler_volmer(i0, host.host.alpha, self.f, eta)
+
+    @staticmethod
+    def _restricted(site: ReactionSite, *functions):
+        side = site.host_side
+        return [function if side is None else function(side) for function in functions]
+
+    def _residuals(self, drive: Drive) -> list[ufl.Form]:
+        residuals = []
+        for host in self.hosts:
+            v = ufl.TestFunction(host.theta.function_space)
+            residual = transport.host_residual(host.card, host.theta, host.theta_old, v, self.dt,
+                                               host.sigma_h, host.eps_lat, self.temperature,
+                                               self.dx(host.cell_tag))
+            for site in self.sites:
+                if site.host is host:
+                    (v_s,) = self._restricted(site, v)
+                    residual -= host.flux_per_current * self._site_current(site, drive) * v_s \
+                        * site.measure
+            residuals.append(residual)
+        if self.phi is not None:
+            residuals.append(self._electrolyte_residual(drive))
+        return residuals
+
+    def _electrolyte_residual(self, drive: Drive) -> ufl.Form:
+        """(4.1) with the interface currents and, when galvanostatic, the applied current."""
+        w = ufl.TestFunction(self.phi.function_space)
+        per_current = _to_float(Q_(1.0, "A/m^2") / (F * Q_(self.c_ref, "mol/m^3")), "um/s")
+        residual = transport.electrolyte_residual(self.kappa_scaled, self.phi, w,
+                                                  self.dx(tuple(self.electrolyte_layers)))
+        for site in self.sites:
+            residual += per_current * self._site_current(site, drive) * w(site.electrolyte_side) \
+                * site.measure
+        if drive.mode == "current":
+            residual -= per_current * self.applied_current * w * self.ds(self.tagged.interfaces["top"])
+        return residual
+
+    def _jacobian(self, residuals: list[ufl.Form], unknowns: list[fem.Function]):
+        """Block Jacobian by ufl.derivative; blocks that vanish are left out (None)."""
+        blocks = []
+        for residual in residuals:
+            row = []
+            for unknown in unknowns:
+                block = ufl.algorithms.expand_derivatives(
+                    ufl.derivative(residual, unknown, ufl.TrialFunction(unknown.function_space)))
+                row.append(block if block.integrals() else None)
+            blocks.append(row)
+        return blocks
+
+    def _solver_for(self, drive: Drive) -> NonlinearProblem:
+        key = "voltage" if drive.mode == "voltage" else "current"
+        if self.single_particle and key == "current":
+            key = "flux"
+        if key not in self._solvers:
+            unknowns = self.unknowns
+            residuals = self._residuals(drive)
+            bcs = self._voltage_bcs() if key == "voltage" and self.phi is not None else []
+            log.info("compiling the %s-controlled transport forms", key)
+            self._solvers[key] = NonlinearProblem(
+                residuals, unknowns, bcs=bcs, J=self._jacobian(residuals, unknowns),
+                entity_maps=self.entity_maps, petsc_options_prefix=f"constrict_{key}_",
+                petsc_options=self.petsc_options)
+        return self._solvers[key]
+
+    def _voltage_bcs(self) -> list[fem.DirichletBC]:
+        """Potentiostatic: φ_e = −V on the (flat) top face; V = φ_s − φ_e with φ_s = 0."""
+        space = self.phi.function_space
+        z_top = self.comm.allreduce(np.max(self.mesh.geometry.x[:, 2]), op=MPI.MAX)
+        dofs = fem.locate_dofs_geometrical(space, lambda x: np.isclose(x[2], z_top))
+        return [fem.dirichletbc(self.top_potential, dofs, space)]
+
+    # -- TransientProblem interface -----------------------------------------------------
+
+    @property
+    def unknowns(self) -> list[fem.Function]:
+        return [host.theta for host in self.hosts] + ([self.phi] if self.phi is not None else [])
+
+    def apply_drive(self, drive: Drive) -> None:
+        self.drive = drive
+        if drive.mode == "current":
+            self.applied_current.value = drive.value
+        else:
+            self.applied_voltage.value = drive.value
+            self.top_potential.value = -drive.value
+
+    def solve(self, dt: float) -> StepResult:
+        self.dt.value = dt
+        solver = self._solver_for(self.drive)
+        solver.solve()
+        snes = solver.solver
+        converged = snes.getConvergedReason() > 0
+        for unknown in self.unknowns:
+            unknown.x.scatter_forward()
+        self.last_theta_change = self._max_theta_change() if converged else np.inf
+        return StepResult(converged, snes.getIterationNumber())
+
+    def accept(self, time: float) -> None:
+        for host in self.hosts:
+            host.theta_old.x.array[:] = host.theta.x.array
+        self._accepted = [unknown.x.array.copy() for unknown in self.unknowns]
+
+    def reject(self) -> None:
+        for unknown, accepted in zip(self.unknowns, self._accepted, strict=True):
+            unknown.x.array[:] = accepted
+
+    def _max_theta_change(self) -> float:
+        local = max((np.max(np.abs(h.theta.x.array - h.theta_old.x.array), initial=0.0)
+                     for h in self.hosts), default=0.0)
+        return self.comm.allreduce(local, op=MPI.MAX)
+
+    def max_theta_change(self) -> float:
+        return self.last_theta_change
+
+    # -- observables --------------------------------------------------------------------
+
+    def _diagnostic_forms(self) -> dict[str, fem.Form]:
+        one = self._constant(1.0)
+        forms = {f"theta_volume:{host.name}": fem.form(host.theta * self.dx(host.cell_tag),
+                                                       entity_maps=self.entity_maps)
+                 for host in self.hosts}
+        forms |= {f"volume:{host.name}": fem.form(one * self.dx(host.cell_tag)) for host in self.hosts}
+        if self.phi is not None:
+            top = self.ds(self.tagged.interfaces["top"])
+            forms["top_area"] = fem.form(one * top)
+            forms["phi_top"] = fem.form(self.phi * top, entity_maps=self.entity_maps)
+        else:
+            surface = self.ds(self.tagged.interfaces["surface"])
+            forms["top_area"] = fem.form(one * surface)
+            forms["ocv_surface"] = fem.form(
+                sum(equilibrium_potential(h.card, h.theta, h.sigma_h) for h in self.hosts) * surface,
+                entity_maps=self.entity_maps)
+        return forms
+
+    def integral(self, name: str) -> float:
+        return self.comm.allreduce(fem.assemble_scalar(self._diagnostics[name]), op=MPI.SUM)
+
+    def anode_potential(self) -> float:
+        """V = φ_s − φ_e averaged over the top face (MODEL §4); for the particle, U + η."""
+        area = self.integral("top_area")
+        if self.phi is not None:
+            return -self.integral("phi_top") / area
+        if self.drive.mode == "voltage":
+            return self.drive.value
+        host = self.hosts[0].card.host
+        return self.integral("ocv_surface") / area + _overpotential_for_current(
+            self.drive.value, _to_float(host.i0_alloy, "A/m^2"), host.alpha, self.f)
+
+    def current_density(self) -> float:
+        """Mean current density (A/m²) over the top face (over the surface for a particle)."""
+        if self.drive.mode == "current":
+            return self.drive.value
+        if "reaction_current" not in self._diagnostics:
+            voltage = Drive("voltage", 0.0)
+            total = sum(self._site_current(site, voltage) * site.measure for site in self.sites)
+            self._diagnostics["reaction_current"] = fem.form(total, entity_maps=self.entity_maps)
+        return self.integral("reaction_current") / self.integral("top_area")
+
+    def li_in_hosts_mol(self) -> dict[str, float]:
+        return {host.name: host.mol_per_theta_volume * self.integral(f"theta_volume:{host.name}")
+                for host in self.hosts}
+
+
+def _overpotential_for_current(current: float, i0: float, alpha: float, f: float) -> float:
+    """Invert (5.1) for η at a given current density (Newton on the monotone BV curve)."""
+    eta = 0.0
+    for _ in range(100):
+        residual = i0 * (np.exp(-alpha * f * eta) - np.exp((1 - alpha) * f * eta)) - current
+        slope = -i0 * f * (alpha * np.exp(-alpha * f * eta)
+                           + (1 - alpha) * np.exp((1 - alpha) * f * eta))
+        step = residual / slope
+        eta -= step
+        if abs(step) < 1e-14:
+            break
+    return eta
