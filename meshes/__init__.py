@@ -6,3 +6,20 @@ binary DOLFINx wheel it loads the wheel's MPICH library.
 
 from mpi4py import MPI  # noqa: F401  (import order matters, see docstring)
 
+from meshes.cache import MESH_FORMAT_VERSION, TaggedMesh, build_mesh, mesh_path, write_mesh
+from meshes.packing import Packing, pack
+from meshes.spec import ElectrolyteLayer, ParticleFamily, ScaffoldSpec, SingleParticleSpec
+
+__all__ = [
+    "MESH_FORMAT_VERSION",
+    "ElectrolyteLayer",
+    "Packing",
+    "ParticleFamily",
+    "ScaffoldSpec",
+    "SingleParticleSpec",
+    "TaggedMesh",
+    "build_mesh",
+    "mesh_path",
+    "pack",
+    "write_mesh",
+]

@@ -16,10 +16,12 @@ from pathlib import Path
 from mpi4py import MPI
 
 from solver.config import CaseConfig, CaseError, load_case
+from solver.stepper import SimulationError
 
 log = logging.getLogger("constrict")
 
 EXIT_CASE_ERROR = 2
+EXIT_RUN_FAILED = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -146,4 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         if MPI.COMM_WORLD.rank == 0:
             print(f"error: {error}", file=sys.stderr)
         return EXIT_CASE_ERROR
+    except SimulationError as error:
+        if MPI.COMM_WORLD.rank == 0:
+            print(f"error: the run stopped early: {error} (partial results were written)",
+                  file=sys.stderr)
+        return EXIT_RUN_FAILED
     return 0

@@ -100,6 +100,18 @@ class ScaffoldConfig(_Strict):
     seed: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="after")
+    def _box_holds_the_largest_particle(self) -> ScaffoldConfig:
+        # The packing is laterally periodic: a particle must not touch its own image, and
+        # none may span the scaffold height. Radii are drawn up to 2 x the mean (meshes.spec).
+        largest = max(f.radius * (2.0 if f.radius_std > 0 else 1.0) for f in self.particles)
+        for name in ("size_x", "size_y", "height"):
+            if getattr(self, name) <= 2.2 * largest:
+                raise ValueError(f"{name}: must exceed 2.2 x the largest particle radius "
+                                 f"({largest:g} um; 2 x mean when radius_std > 0), i.e. "
+                                 f"> {2.2 * largest:g} um")
+        return self
+
+    @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> ScaffoldConfig:
         total = sum(family.fraction for family in self.particles)
         if abs(total - 1.0) > 1e-6:

@@ -501,28 +501,34 @@ def swelling_ratio(host: MaterialCard, theta: Scalar) -> Scalar:
     return 1 + magnitude(h.molar_volume_li * h.c_max, "") * theta  # §6
 
 
+def theta_at_potential(card: MaterialCard, potential: float) -> float:
+    """Li fraction θ at which the unstressed OCV equals `potential` (V): U_ocv(θ) = potential.
+
+    Bisection on the (strictly decreasing) OCV; θ = 1 if U_ocv(1) is still above the
+    potential, θ = 0 if U_ocv(0) is already below it.
+    """
+    ocv = _host(card).ocv
+    with np.errstate(divide="ignore"):
+        if ocv(np.float64(1.0)) >= potential:
+            return 1.0
+        if ocv(np.float64(0.0)) <= potential:
+            return 0.0
+        lo, hi = 0.0, 1.0
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if ocv(np.float64(mid)) > potential else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
 def equilibrium_capacity_under_pressure(
     card: MaterialCard, p: Quantity | str
 ) -> tuple[float, Quantity]:
     """Li fraction θ and capacity (mAh/g) of a host held at 0 V under confinement p (MODEL §10).
 
-    Solves U_ocv(θ) = Ω p / F, i.e. (3.2) at zero potential with σ_h = −p, by bisection on
-    the (strictly decreasing) OCV; θ = 1 if U_ocv(1) is still above the target, θ = 0 if
-    U_ocv(0) is already below it.
+    Solves U_ocv(θ) = Ω p / F, i.e. (3.2) at zero potential with σ_h = −p.
     """
     h = _host(card)
     pressure = parse_quantity(p, "Pa", f"material '{card.name}': pressure")
-    target = magnitude(h.molar_volume_li * pressure / F, "V")
-    with np.errstate(divide="ignore"):
-        if h.ocv(np.float64(1.0)) >= target:
-            theta = 1.0
-        elif h.ocv(np.float64(0.0)) <= target:
-            theta = 0.0
-        else:
-            lo, hi = 0.0, 1.0
-            for _ in range(60):
-                mid = 0.5 * (lo + hi)
-                lo, hi = (mid, hi) if h.ocv(mid) > target else (lo, mid)
-            theta = 0.5 * (lo + hi)
+    theta = theta_at_potential(card, magnitude(h.molar_volume_li * pressure / F, "V"))
     capacity = (h.c_max * F * theta / card.density).to("mA*h/g")
     return theta, capacity

@@ -26,7 +26,12 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from solver.config import CaseConfig
-from solver.materials import MaterialCard, conductivity, equilibrium_potential
+from solver.materials import (
+    MaterialCard,
+    conductivity,
+    equilibrium_potential,
+    theta_at_potential,
+)
 from solver.physics import transport
 from solver.stepper import Drive, StepResult
 from solver.units import Q_, F
@@ -41,6 +46,8 @@ TDIM, FDIM = 3, 2
 # itself UFL estimates degrees above 10 for the exp/log terms and the Jacobian assembly
 # becomes 40x slower than the residual.
 QUADRATURE = {"quadrature_degree": 3}
+# Vertex quadrature of the P1 mass matrix: mass lumping.
+LUMPED = {"quadrature_rule": "vertex", "quadrature_degree": 1}
 
 
 def _to_float(quantity, unit: str) -> float:
@@ -135,8 +142,7 @@ class TransportProblem:
                                    for name, tag in tagged.regions.items()
                                    if name.startswith("electrolyte:")}
         self.phi = self._electrolyte_field() if not self.single_particle else None
-        if self.phi is not None:
-            self.phi.x.array[:] = -self._rest_potential()
+        self._start_at_rest()
         self._accepted = [unknown.x.array.copy() for unknown in self.unknowns]
         self.sites = self._reaction_sites()
         self.entity_maps = [host.entity_map for host in self.hosts]
@@ -157,9 +163,7 @@ class TransportProblem:
         space = fem.functionspace(submesh, ("Lagrange", 1))
         scalar = fem.functionspace(submesh, ("Lagrange", 1))
         theta = fem.Function(space, name=f"theta_{material}")
-        theta.x.array[:] = card.host.theta_initial
         theta_old = fem.Function(space)
-        theta_old.x.array[:] = card.host.theta_initial
         c_max = card.host.c_max
         return HostField(
             card=card, cell_tag=tag, submesh=submesh, entity_map=entity_map, theta=theta,
@@ -168,10 +172,23 @@ class TransportProblem:
             flux_per_current=_to_float(Q_(1.0, "A/m^2") / (F * c_max), "um/s"),
             mol_per_theta_volume=_to_float(c_max * Q_(1.0, "um^3"), "mol"))
 
-    def _rest_potential(self) -> float:
-        """Open-circuit potential of the initial state (first host): the first Newton guess."""
-        card = self.hosts[0].card
-        return float(equilibrium_potential(card, np.float64(card.host.theta_initial), 0.0))
+    def _start_at_rest(self) -> None:
+        """Start from equilibrium: every host at the same potential V0, φ_e = −V0.
+
+        V0 is the lowest of the hosts' OCVs at their `theta_initial`; hosts whose OCV is
+        higher there (graphite at θ → 0 sits near 2 V) start at the θ where U_ocv = V0.
+        Without this a Si/graphite mixture would start with a volt of overpotential.
+        """
+        v0 = min(float(equilibrium_potential(h.card, np.float64(h.card.host.theta_initial), 0.0))
+                 for h in self.hosts)
+        for host in self.hosts:
+            theta0 = max(host.card.host.theta_initial, theta_at_potential(host.card, v0))
+            host.theta.x.array[:] = theta0
+            host.theta_old.x.array[:] = theta0
+        if self.phi is not None:
+            self.phi.x.array[:] = -v0
+        log.info("initial state at rest: V0 = %.4f V, θ0 = %s", v0,
+                 ", ".join(f"{h.name} {h.theta.x.array[0]:.4g}" for h in self.hosts))
 
     def _electrolyte_field(self) -> fem.Function:
         cells = np.flatnonzero(np.isin(self.regions, list(self.electrolyte_layers))).astype(np.int32)
@@ -233,7 +250,8 @@ class TransportProblem:
         theta_s, sigma_s = self._restricted(site, site.host.theta, site.host.sigma_h)
         phi_e = -self.applied_voltage if self.phi is None else self.phi(site.electrolyte_side)
         eta = transport.alloying_overpotential(host, 0.0, phi_e, theta_s, sigma_s)
-        i0 = _to_float(host.host.i0_alloy, "A/m^2")
+        i0 = _to_float(host.host.i0_alloy, "A/m^2") * transport.site_availability(theta_s,
+                                                                                 host.host.alpha)
         return transport.butler_volmer(i0, host.host.alpha, self.f, eta)
 
     @staticmethod
@@ -247,7 +265,8 @@ class TransportProblem:
             v = ufl.TestFunction(host.theta.function_space)
             residual = transport.host_residual(host.card, host.theta, host.theta_old, v, self.dt,
                                                host.sigma_h, host.eps_lat, self.temperature,
-                                               self.dx(host.cell_tag))
+                                               self.dx(host.cell_tag),
+                                               self.dx(host.cell_tag, metadata=LUMPED))
             for site in self.sites:
                 if site.host is host:
                     (v_s,) = self._restricted(site, v)
@@ -292,10 +311,12 @@ class TransportProblem:
             residuals = self._residuals(drive)
             bcs = self._voltage_bcs() if key == "voltage" and self.phi is not None else []
             log.info("compiling the %s-controlled transport forms", key)
+            jacobian = self._jacobian(residuals, unknowns)
+            if len(unknowns) == 1:  # a single field is not a block system for DOLFINx
+                residuals, unknowns, jacobian = residuals[0], unknowns[0], jacobian[0][0]
             self._solvers[key] = NonlinearProblem(
-                residuals, unknowns, bcs=bcs, J=self._jacobian(residuals, unknowns),
-                entity_maps=self.entity_maps, petsc_options_prefix=f"constrict_{key}_",
-                petsc_options=self.petsc_options)
+                residuals, unknowns, bcs=bcs, J=jacobian, entity_maps=self.entity_maps,
+                petsc_options_prefix=f"constrict_{key}_", petsc_options=self.petsc_options)
         return self._solvers[key]
 
     def _voltage_bcs(self) -> list[fem.DirichletBC]:
@@ -362,8 +383,12 @@ class TransportProblem:
         else:
             surface = self.ds(self.tagged.interfaces["surface"])
             forms["top_area"] = fem.form(one * surface)
+            host = self.hosts[0]
             forms["ocv_surface"] = fem.form(
-                sum(equilibrium_potential(h.card, h.theta, h.sigma_h) for h in self.hosts) * surface,
+                equilibrium_potential(host.card, host.theta, host.sigma_h) * surface,
+                entity_maps=self.entity_maps)
+            forms["availability_surface"] = fem.form(
+                transport.site_availability(host.theta, host.card.host.alpha) * surface,
                 entity_maps=self.entity_maps)
         return forms
 
@@ -377,9 +402,12 @@ class TransportProblem:
             return -self.integral("phi_top") / area
         if self.drive.mode == "voltage":
             return self.drive.value
+        # Uniform surface current: V = <U_k> + η(i; i0·<availability>), the voltage of a
+        # single-particle model evaluated with surface averages.
         host = self.hosts[0].card.host
+        i0 = _to_float(host.i0_alloy, "A/m^2") * self.integral("availability_surface") / area
         return self.integral("ocv_surface") / area + _overpotential_for_current(
-            self.drive.value, _to_float(host.i0_alloy, "A/m^2"), host.alpha, self.f)
+            self.drive.value, i0, host.alpha, self.f)
 
     def current_density(self) -> float:
         """Mean current density (A/m²) over the top face (over the surface for a particle)."""
@@ -390,6 +418,16 @@ class TransportProblem:
             total = sum(self._site_current(site, voltage) * site.measure for site in self.sites)
             self._diagnostics["reaction_current"] = fem.form(total, entity_maps=self.entity_maps)
         return self.integral("reaction_current") / self.integral("top_area")
+
+    def theta_range(self) -> dict[str, tuple[float, float]]:
+        """(min θ, max θ) of each host over all ranks."""
+        ranges = {}
+        for host in self.hosts:
+            owned = host.theta.x.array[:host.theta.function_space.dofmap.index_map.size_local]
+            low = self.comm.allreduce(owned.min(initial=np.inf), op=MPI.MIN)
+            high = self.comm.allreduce(owned.max(initial=-np.inf), op=MPI.MAX)
+            ranges[host.name] = (low, high)
+        return ranges
 
     def li_in_hosts_mol(self) -> dict[str, float]:
         return {host.name: host.mol_per_theta_volume * self.integral(f"theta_volume:{host.name}")

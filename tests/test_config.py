@@ -33,7 +33,7 @@ def test_units_are_converted_to_internal_units() -> None:
     step = case.protocol.steps[0]
     assert step.current_density == pytest.approx(2.0)  # 0.2 mA/cm^2 = 2 A/m^2
     assert step.duration == pytest.approx(7200.0)
-    assert case.geometry.scaffold.height == pytest.approx(3.0)  # um
+    assert case.geometry.scaffold.height == pytest.approx(3.5)  # um
 
 
 # Each bad input: (assignment to the scaffold case, the field the error must name,

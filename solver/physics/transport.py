@@ -15,7 +15,7 @@ from __future__ import annotations
 import ufl
 
 from solver.materials import MaterialCard, diffusivity, equilibrium_potential
-from solver.units import F, R
+from solver.units import Q_, F, R
 
 
 def thermal_voltage_inverse(temperature: float) -> float:
@@ -23,22 +23,29 @@ def thermal_voltage_inverse(temperature: float) -> float:
     return float(F.m_as("C/mol") / (R.m_as("J/(mol*K)") * temperature))
 
 
-def reduced_chemical_potential(host: MaterialCard, theta: ufl.core.expr.Expr,
-                               sigma_h: ufl.core.expr.Expr, temperature: float) -> ufl.core.expr.Expr:
-    """μ/RT with μ = −F U_ocv(θ) − Ω σ_h  (3.1), i.e. −f·U_k(θ, σ_h) with U_k from (3.2)."""
-    return -thermal_voltage_inverse(temperature) * equilibrium_potential(host, theta, sigma_h)
+def stress_coupling(host: MaterialCard, temperature: float) -> float:
+    """Ω/RT in 1/MPa: the weight of ∇σ_h against ∇θ in the flux (3.3)."""
+    h = host.host
+    return float((h.molar_volume_li * Q_(1.0, "MPa") / (R * Q_(temperature, "K"))).m_as(""))
 
 
 def host_residual(host: MaterialCard, theta, theta_old, v, dt, sigma_h, eps_lat,
-                  temperature: float, dx: ufl.Measure) -> ufl.Form:
-    """Weak form of c_max ∂θ/∂t + ∇·J = 0, J = −(D c_max θ(1−θ)/RT) ∇μ  (3.3), over c_max.
+                  temperature: float, dx: ufl.Measure, dx_lumped: ufl.Measure) -> ufl.Form:
+    """Weak form of c_max ∂θ/∂t + ∇·J = 0 (3.3), divided by c_max.
 
-    Interface source terms are added by the caller. D = D(θ, ε_lat, T) from (3.4)–(3.5).
+    The flux is the lattice-gas flux of (3.3) for an ideal solution, the form MODEL §3
+    gives for it: J/c_max = −D [∇θ − θ(1−θ) (Ω/RT) ∇σ_h], with D = D(θ, ε_lat, T) from
+    (3.4)–(3.5). The fitted OCV enters the kinetics and the equilibrium (3.2), not the
+    mobility: fitted OCVs have plateaus (graphite) and lack the log divergence at θ → 1
+    (Si), where θ(1−θ)·dU/dθ would give a vanishing or negative diffusivity
+    (docs/model.md). The storage term uses a lumped mass matrix, which keeps the sharp
+    lithiation front of D_0 ≪ D_1 free of undershoots (θ < 0) on P1 elements.
+    Interface source terms are added by the caller.
     """
-    mobility = diffusivity(host, theta, eps_lat, temperature) * theta * (1 - theta)
-    mu = reduced_chemical_potential(host, theta, sigma_h, temperature)
-    return ((theta - theta_old) / dt * v
-            + mobility * ufl.inner(ufl.grad(mu), ufl.grad(v))) * dx
+    D = diffusivity(host, theta, eps_lat, temperature)
+    occupancy = ufl.max_value(theta, 0.0) * ufl.max_value(1 - theta, 0.0)
+    flux = -D * (ufl.grad(theta) - occupancy * stress_coupling(host, temperature) * ufl.grad(sigma_h))
+    return (theta - theta_old) / dt * v * dx_lumped - ufl.inner(flux, ufl.grad(v)) * dx
 
 
 def electrolyte_residual(kappa_scaled, phi, w, dx: ufl.Measure) -> ufl.Form:
@@ -49,6 +56,25 @@ def electrolyte_residual(kappa_scaled, phi, w, dx: ufl.Measure) -> ufl.Form:
 def butler_volmer(i0, alpha: float, f: float, eta) -> ufl.core.expr.Expr:
     """i = i0 [exp(−α f η) − exp((1−α) f η)]  (5.1); positive when Li⁺ is reduced."""
     return i0 * (ufl.exp(-alpha * f * eta) - ufl.exp((1 - alpha) * f * eta))
+
+
+# θ is held in [ε, 1 − ε] inside the availability: a saturated site keeps a small exchange
+# current (so a galvanostatic step runs on into its voltage cut-off instead of leaving the
+# electrolyte potential undetermined) and the derivative stays finite at θ = 0 and 1.
+AVAILABILITY_FLOOR = 1e-6
+
+
+def site_availability(theta_s, alpha: float) -> ufl.core.expr.Expr:
+    """θ^(1−α) (1−θ)^α / 0.5: the θ-dependence of the alloying exchange current.
+
+    The standard insertion kinetics (i0 ∝ c_s^(1−α) (c_max − c_s)^α): insertion stops on a
+    full surface, extraction on an empty one. Normalised to 1 at θ = 1/2, where the card's
+    i0_alloy applies. MODEL (5.1) takes i0 constant; without this factor a host whose
+    OCV stays above the anode potential up to θ = 1 (graphite, U_ocv ≥ 0.09 V) would take
+    Li without bound (docs/model.md).
+    """
+    filled = ufl.max_value(ufl.min_value(theta_s, 1.0 - AVAILABILITY_FLOOR), AVAILABILITY_FLOOR)
+    return filled ** (1 - alpha) * (1 - filled) ** alpha / 0.5
 
 
 def alloying_overpotential(host: MaterialCard, phi_s, phi_e, theta_s, sigma_h_s):

@@ -1,0 +1,199 @@
+"""One run, end to end: case → mesh → problem → stepper → output (ARCHITECTURE.md).
+
+This module is the only place that sees the whole flow; each stage hands a plain
+object to the next.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import yaml
+from mpi4py import MPI
+from tqdm import tqdm
+
+from meshes import TaggedMesh, build_mesh
+from postprocess.metrics import (
+    capacity_mAh_per_g,
+    host_masses_g,
+    shell_depths_nm,
+    summarize_shell_depths,
+)
+from postprocess.plots import plot_run_summary
+from solver.config import CaseConfig, case_materials
+from solver.geometry import mesh_spec
+from solver.output import FieldWriter, TimeSeries, write_json
+from solver.problem import TransportProblem
+from solver.stepper import SimulationError, StepRecord, TimeStepper, protocol_segments
+from solver.units import Q_, F
+
+log = logging.getLogger("constrict.run")
+
+SHELL_THRESHOLD = 0.1  # θ above which a host is "lithiated" (MODEL §9)
+
+
+def cache_dir() -> Path:
+    """Where meshes are cached: $CONSTRICT_CACHE_DIR or .cache/constrict in the working dir."""
+    return Path(os.environ.get("CONSTRICT_CACHE_DIR", ".cache/constrict")) / "meshes"
+
+
+def build_case_mesh(case: CaseConfig, comm: MPI.Comm) -> TaggedMesh:
+    materials = case_materials(case)
+    return build_mesh(mesh_spec(case, materials), comm, cache_dir(), progress=comm.rank == 0)
+
+
+def write_case_mesh(case: CaseConfig, folder: Path, comm: MPI.Comm) -> None:
+    """`constrict mesh`: the mesh with its region and interface tags, as XDMF."""
+    import dolfinx
+
+    tagged = build_case_mesh(case, comm)
+    with dolfinx.io.XDMFFile(comm, folder / "mesh.xdmf", "w") as xdmf:
+        xdmf.write_mesh(tagged.mesh)
+        tagged.mesh.topology.create_connectivity(2, 3)
+        xdmf.write_meshtags(tagged.cell_tags, tagged.mesh.geometry)
+        xdmf.write_meshtags(tagged.facet_tags, tagged.mesh.geometry)
+    write_json(folder / "tags.json", {"regions": tagged.regions, "interfaces": tagged.interfaces},
+               comm)
+    log.info("mesh written to %s (%d cells)", folder / "mesh.xdmf",
+             tagged.mesh.topology.index_map(3).size_global)
+
+
+class RunRecorder:
+    """Turns accepted steps into CSV rows, field snapshots and the Li balance (V1)."""
+
+    def __init__(self, problem: TransportProblem, folder: Path, case: CaseConfig) -> None:
+        self.problem = problem
+        self.case = case
+        self.comm = problem.comm
+        self.area_um2 = problem.integral("top_area")
+        self.li_initial = problem.li_in_hosts_mol()
+        self.masses_g = host_masses_g(problem)
+        self.charge_C = 0.0
+        self.steps_since_fields = 0
+        groups = {f"host_{host.name}": [host.theta, host.sigma_h, host.eps_lat]
+                  for host in problem.hosts}
+        if problem.phi is not None:
+            groups["electrolyte"] = [problem.phi]
+        self.fields = FieldWriter(folder, groups, case.output.format)
+        columns = ["time_s", "dt_s", "newton_iterations", "current_density_A_per_m2",
+                   "anode_potential_V", "charge_mAh_per_cm2"]
+        columns += [f"li_{name}_mol" for name in self.li_initial]
+        columns += [f"theta_{bound}_{name}" for name in self.li_initial for bound in ("min", "max")]
+        columns += ["capacity_alloy_mAh_per_g", "capacity_plating_mAh_per_g",
+                    "li_balance_rel_error"]
+        self.series = TimeSeries(folder / "timeseries.csv", columns, self.comm)
+        self.last_row: dict[str, float] = {}
+        self.fields.write(0.0)
+        self._append_row(0.0, 0.0, 0)
+
+    def li_gained_mol(self) -> float:
+        return sum(now - self.li_initial[name]
+                   for name, now in self.problem.li_in_hosts_mol().items())
+
+    def li_balance_error(self) -> float:
+        """(charge passed − Li stored) / charge passed; Li stored = Li gained by the hosts."""
+        stored_C = self.li_gained_mol() * F.m_as("C/mol")
+        return abs(self.charge_C - stored_C) / abs(self.charge_C) if self.charge_C else 0.0
+
+    def on_step(self, record: StepRecord) -> None:
+        current = self.problem.current_density()
+        self.charge_C += current * self.area_um2 * 1e-12 * record.dt  # A/m² · µm² · s
+        self._append_row(record.time, record.dt, record.newton_iterations)
+        self.steps_since_fields += 1
+        every = self.case.output.fields_every
+        if record.segment_end or (every and self.steps_since_fields >= every):
+            self.fields.write(record.time)
+            self.steps_since_fields = 0
+
+    def _append_row(self, time_s: float, dt: float, newton: int) -> None:
+        li = self.problem.li_in_hosts_mol()
+        row = {"time_s": time_s, "dt_s": dt, "newton_iterations": newton,
+               "current_density_A_per_m2": self.problem.current_density(),
+               "anode_potential_V": self.problem.anode_potential(),
+               "charge_mAh_per_cm2": Q_(self.charge_C / (self.area_um2 * 1e-8), "C/cm^2")
+               .m_as("mA*h/cm^2"),
+               "capacity_alloy_mAh_per_g": capacity_mAh_per_g(self.li_gained_mol(), self.masses_g),
+               "capacity_plating_mAh_per_g": None,
+               "li_balance_rel_error": self.li_balance_error()}
+        row |= {f"li_{name}_mol": value for name, value in li.items()}
+        for name, (low, high) in self.problem.theta_range().items():
+            row |= {f"theta_min_{name}": low, f"theta_max_{name}": high}
+        self.last_row = row
+        self.series.append(row)
+
+    def close(self) -> None:
+        self.fields.close()
+        self.series.close()
+
+
+def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
+             petsc_options: dict[str, str | None] | None = None) -> dict:
+    """Run a validated case into `folder` (which must exist and be empty); return the metrics."""
+    start = time.perf_counter()
+    _log_to_file(folder, comm)
+    if comm.rank == 0:
+        (folder / "case.yaml").write_text(yaml.safe_dump(case.model_dump(mode="json"),
+                                                         sort_keys=False))
+    materials = case_materials(case)
+    tagged = build_mesh(mesh_spec(case, materials), comm, cache_dir(), progress=comm.rank == 0)
+    problem = TransportProblem(tagged, case, materials, petsc_options)
+    ndofs = sum(u.function_space.dofmap.index_map.size_global for u in problem.unknowns)
+    log.info("case '%s': %d cells, %d transport dofs, %d ranks", case.name,
+             tagged.mesh.topology.index_map(3).size_global, ndofs, comm.size)
+
+    recorder = RunRecorder(problem, folder, case)
+    segments = protocol_segments(case.protocol)
+    total_time = sum(segment.duration for segment in segments)
+    bar = tqdm(total=total_time, unit="s", disable=comm.rank != 0, desc=case.name, mininterval=1.0,
+               bar_format="{l_bar}{bar}| {n:.4g}/{total:.4g} s [{elapsed}<{remaining}]")
+    stepper = TimeStepper(problem, case.solver, recorder.on_step,
+                          progress=lambda t: bar.update(t - bar.n))
+    failure = None
+    try:
+        stepper.run(segments)
+    except SimulationError as error:
+        failure = error
+        log.error("run stopped: %s", error)
+    finally:
+        bar.close()
+        recorder.close()
+    summary = stepper.summary
+
+    depths = shell_depths_nm(problem, tagged, SHELL_THRESHOLD)
+    metrics = {
+        "status": "completed" if failure is None else f"failed: {failure}",
+        **summarize_shell_depths(depths, case),
+        "capacity_alloy_mAh_per_g": recorder.last_row["capacity_alloy_mAh_per_g"],
+        "capacity_plating_mAh_per_g": None,
+        "li_balance_rel_error": recorder.li_balance_error(),
+        "anode_potential_V_final": recorder.last_row["anode_potential_V"],
+        "time_final_s": stepper.time,
+        "n_steps": summary.n_steps,
+        "n_newton_total": summary.n_newton_total,
+        "n_cutbacks": summary.n_cutbacks,
+        "stopped_by_cutoff": summary.stopped_by_cutoff,
+        "ndofs": ndofs,
+        "n_cells": tagged.mesh.topology.index_map(3).size_global,
+        "n_ranks": comm.size,
+        "wall_time_s": time.perf_counter() - start,
+    }
+    metrics["wall_time_s"] = comm.allreduce(metrics["wall_time_s"], op=MPI.MAX)
+    write_json(folder / "metrics.json", metrics, comm)
+    if comm.rank == 0:
+        plot_run_summary(folder / "timeseries.csv", folder / "summary.png", case.name)
+    log.info("done in %.1f s: %d steps, %d Newton iterations, V = %.4f V, Li balance %.2e",
+             metrics["wall_time_s"], summary.n_steps, summary.n_newton_total,
+             metrics["anode_potential_V_final"], metrics["li_balance_rel_error"])
+    if failure is not None:
+        raise failure
+    return metrics
+
+
+def _log_to_file(folder: Path, comm: MPI.Comm) -> None:
+    if comm.rank == 0:
+        handler = logging.FileHandler(folder / "run.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+        logging.getLogger("constrict").addHandler(handler)
