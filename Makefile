@@ -8,7 +8,7 @@ CASE ?= cases/si_scaffold.yaml
 OUT ?= output/si_scaffold
 NP ?= 2
 
-.PHONY: setup run test test-serial test-mpi bench lint clean
+.PHONY: setup run test test-serial test-mpi lint clean
 
 setup: $(STAMP)
 
@@ -41,11 +41,8 @@ test-serial: setup
 test-mpi: setup
 	$(MPIRUN) -n 2 $(PY) -m pytest -m mpi -q -p no:cacheprovider
 
-bench: setup
-	$(PY) bench/run_benchmarks.py
-
 lint: setup
-	$(PY) -m ruff check solver meshes postprocess tests || true
+	$(PY) -m ruff check solver meshes postprocess tests
 
 clean:
 	rm -rf $(VENV) .cache output build *.egg-info

@@ -116,6 +116,6 @@ class SingleParticleSpec:
     def __post_init__(self) -> None:
         _require(self.radius > 0, "SingleParticleSpec.radius must be > 0")
         _require(
-            0 < self.size_surface and 0 < self.size_center,
+            self.size_surface > 0 and self.size_center > 0,
             "SingleParticleSpec: element sizes must be > 0",
         )

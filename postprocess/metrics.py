@@ -29,7 +29,8 @@ def capacity_mAh_per_g(li_mol: float, masses_g: dict[str, float]) -> float:
     return li_mol * F.m_as("C/mol") / 3.6 / sum(masses_g.values())
 
 
-def _lithiated_volume_per_cell(theta: fem.Function, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def _lithiated_volume_per_cell(theta: fem.Function,
+                               threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(volume with θ > threshold, cell volume) for each owned cell of θ's mesh."""
     mesh = theta.function_space.mesh
     space = fem.functionspace(mesh, ("DG", 0))

@@ -67,7 +67,10 @@ def configure_logging(verbose: bool) -> None:
 
 
 def petsc_options_from_argv(extra: list[str]) -> dict[str, str | None]:
-    """``['-ksp_monitor', '-ksp_rtol', '1e-8']`` -> ``{'ksp_monitor': None, 'ksp_rtol': '1e-8'}``."""
+    """PETSc options from the command line.
+
+    ``['-ksp_monitor', '-ksp_rtol', '1e-8']`` -> ``{'ksp_monitor': None, 'ksp_rtol': '1e-8'}``
+    """
     options: dict[str, str | None] = {}
     key: str | None = None
     for token in extra:

@@ -258,9 +258,9 @@ def set_dotted(data: dict[str, Any], assignment: str) -> None:
             node = node[part]
         except (KeyError, IndexError, TypeError):
             raise CaseError(f"--set {key}: '{part}' does not exist in the case") from None
-    if isinstance(node, dict):
-        node[parts[-1]] = value
-    elif isinstance(node, list) and isinstance(parts[-1], int) and parts[-1] < len(node):
+    last = parts[-1]
+    if isinstance(node, dict) or (isinstance(node, list) and isinstance(last, int)
+                                  and last < len(node)):
         node[parts[-1]] = value
     else:
         raise CaseError(f"--set {key}: cannot assign here")
@@ -347,7 +347,8 @@ def _material_problems(case: CaseConfig) -> list[str]:
     problems = []
     for field, name, role in uses:
         if name not in library:
-            problems.append(f"{field}: unknown material '{name}' (known: {', '.join(sorted(library))})")
+            known = ", ".join(sorted(library))
+            problems.append(f"{field}: unknown material '{name}' (known: {known})")
         elif library[name].kind not in _ROLE_KINDS[role]:
             problems.append(f"{field}: '{name}' is a {library[name].kind}, expected one of "
                             f"{', '.join(_ROLE_KINDS[role])}")

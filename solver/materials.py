@@ -15,7 +15,7 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 import numpy as np
 import ufl
@@ -23,7 +23,7 @@ import yaml
 
 from solver.units import CONDUCTIVITY_SCALED, Q_, F, Quantity, R, k_B, magnitude, parse_quantity
 
-Scalar = Union[float, np.ndarray, ufl.core.expr.Expr]
+Scalar = float | np.ndarray | ufl.core.expr.Expr
 """What the material functions take and return: a float, a numpy array or a UFL expression."""
 
 DEFAULT_LIBRARY = Path(__file__).parent / "data" / "materials.yaml"
@@ -118,7 +118,7 @@ class ExpTanhOCV:
         return du
 
 
-OCV = Union[PolynomialOCV, IdealSolutionOCV, ExpTanhOCV]
+OCV = PolynomialOCV | IdealSolutionOCV | ExpTanhOCV
 
 
 # --- cards -------------------------------------------------------------------------------

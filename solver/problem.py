@@ -12,10 +12,9 @@ reaction site is its outer surface, facing a liquid electrolyte at uniform poten
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dolfinx
 import numpy as np
@@ -191,7 +190,8 @@ class TransportProblem:
                  ", ".join(f"{h.name} {h.theta.x.array[0]:.4g}" for h in self.hosts))
 
     def _electrolyte_field(self) -> fem.Function:
-        cells = np.flatnonzero(np.isin(self.regions, list(self.electrolyte_layers))).astype(np.int32)
+        in_electrolyte = np.isin(self.regions, list(self.electrolyte_layers))
+        cells = np.flatnonzero(in_electrolyte).astype(np.int32)
         submesh, self.phi_entity_map, _, _ = dolfinx.mesh.create_submesh(self.mesh, TDIM, cells)
         phi = fem.Function(fem.functionspace(submesh, ("Lagrange", 1)), name="phi_e")
         # κ/(F c_ref) per layer, µm²/(V s): a DG0 coefficient on the electrolyte submesh.
@@ -217,7 +217,8 @@ class TransportProblem:
                 continue
             tag = self.tagged.interfaces[name]
             entities = interface_entities(self.tagged, self.regions, tag, {host.cell_tag})
-            if not np.all(np.isin(self.regions[entities.reshape(-1, 4)[:, 2]], list(electrolyte_tags))):
+            other_side = self.regions[entities.reshape(-1, 4)[:, 2]]
+            if not np.all(np.isin(other_side, list(electrolyte_tags))):
                 raise RuntimeError(f"{name} facets do not all face the electrolyte")
             integration_data.append((tag, entities))
             sites.append((host, tag))
@@ -233,7 +234,8 @@ class TransportProblem:
             "snes_stol": 0.0, "snes_max_it": settings.newton_max_it,
         }
         if settings.linear_solver == "mumps":
-            options |= {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+            options |= {"ksp_type": "preonly", "pc_type": "lu",
+                        "pc_factor_mat_solver_type": "mumps"}
         else:
             options |= {"ksp_type": "gmres", "pc_type": "gamg", "ksp_rtol": 1e-10}
         options |= settings.petsc_options
@@ -287,7 +289,8 @@ class TransportProblem:
             residual += per_current * self._site_current(site, drive) * w(site.electrolyte_side) \
                 * site.measure
         if drive.mode == "current":
-            residual -= per_current * self.applied_current * w * self.ds(self.tagged.interfaces["top"])
+            top = self.ds(self.tagged.interfaces["top"])
+            residual -= per_current * self.applied_current * w * top
         return residual
 
     def _jacobian(self, residuals: list[ufl.Form], unknowns: list[fem.Function]):
@@ -375,7 +378,8 @@ class TransportProblem:
         forms = {f"theta_volume:{host.name}": fem.form(host.theta * self.dx(host.cell_tag),
                                                        entity_maps=self.entity_maps)
                  for host in self.hosts}
-        forms |= {f"volume:{host.name}": fem.form(one * self.dx(host.cell_tag)) for host in self.hosts}
+        forms |= {f"volume:{host.name}": fem.form(one * self.dx(host.cell_tag))
+                  for host in self.hosts}
         if self.phi is not None:
             top = self.ds(self.tagged.interfaces["top"])
             forms["top_area"] = fem.form(one * top)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import case_with, layered_box
 from mpi4py import MPI
 
-from conftest import case_with, layered_box
 from solver.problem import TransportProblem
 from solver.reference_solutions import slab_constant_flux
 from solver.stepper import StepRecord, TimeStepper, protocol_segments

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from mpi4py import MPI
-
 from test_transport import run
 
 pytestmark = pytest.mark.mpi

@@ -44,7 +44,8 @@ def host_residual(host: MaterialCard, theta, theta_old, v, dt, sigma_h, eps_lat,
     """
     D = diffusivity(host, theta, eps_lat, temperature)
     occupancy = ufl.max_value(theta, 0.0) * ufl.max_value(1 - theta, 0.0)
-    flux = -D * (ufl.grad(theta) - occupancy * stress_coupling(host, temperature) * ufl.grad(sigma_h))
+    coupling = stress_coupling(host, temperature)
+    flux = -D * (ufl.grad(theta) - occupancy * coupling * ufl.grad(sigma_h))
     return (theta - theta_old) / dt * v * dx_lumped - ufl.inner(flux, ufl.grad(v)) * dx
 
 
