@@ -18,11 +18,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from mpi4py import MPI
+
 import dolfinx
 import gmsh
 import numpy as np
 from dolfinx.io.gmsh import model_to_mesh
-from mpi4py import MPI
 from scipy.spatial import cKDTree
 
 from meshes.microstructure import build_scaffold

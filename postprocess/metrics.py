@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mpi4py import MPI
+
 import numpy as np
 import ufl
 from dolfinx import fem
-from mpi4py import MPI
 
 from solver.units import F
 

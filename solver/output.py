@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import dolfinx
 from mpi4py import MPI
+
+import dolfinx
 
 log = logging.getLogger("constrict.output")
 

@@ -16,12 +16,13 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mpi4py import MPI
+
 import dolfinx
 import numpy as np
 import ufl
 from dolfinx import fem
 from dolfinx.fem.petsc import NonlinearProblem
-from mpi4py import MPI
 from petsc4py import PETSc
 
 from solver.config import CaseConfig

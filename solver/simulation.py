@@ -11,8 +11,9 @@ import os
 import time
 from pathlib import Path
 
-import yaml
 from mpi4py import MPI
+
+import yaml
 from tqdm import tqdm
 
 from meshes import TaggedMesh, build_mesh

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mpi4py import MPI  # before dolfinx: loads the MPI library (see solver/__init__.py)
+
 import numpy as np
 import pytest
 import yaml
 from dolfinx import mesh as dmesh
-from mpi4py import MPI  # before dolfinx: loads the MPI library (see solver/__init__.py)
 
 from meshes import Packing, TaggedMesh
 from solver.config import CaseConfig, validate_case

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from mpi4py import MPI
+
 import dolfinx
 import numpy as np
 import pytest
 import ufl
-from mpi4py import MPI
 
 from meshes import (
     ElectrolyteLayer,

@@ -6,11 +6,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from mpi4py import MPI
+
 import dolfinx
 import numpy as np
 import pytest
 import ufl
-from mpi4py import MPI
 from test_meshes import SMALL
 
 from meshes import build_mesh

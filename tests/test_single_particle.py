@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mpi4py import MPI
+
 import numpy as np
 import pytest
 import ufl
 from dolfinx import fem
-from mpi4py import MPI
 
 from meshes import build_mesh
 from solver.config import CaseConfig, case_materials, load_case

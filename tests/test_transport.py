@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from mpi4py import MPI
+
 import numpy as np
 import pytest
 from conftest import case_with, layered_box
-from mpi4py import MPI
 
 from solver.problem import TransportProblem
 from solver.reference_solutions import slab_constant_flux

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from mpi4py import MPI
+
 import numpy as np
 import pytest
-from mpi4py import MPI
 from test_transport import run
 
 pytestmark = pytest.mark.mpi
