@@ -12,16 +12,12 @@ NP ?= 2
 
 setup: $(STAMP)
 
-# Python 3.12 from pyenv (the DOLFINx wheel needs >= 3.12); fail clearly if none.
+# Python 3.12 (the DOLFINx wheel needs >= 3.12): scripts/find-python3.12 finds it or
+# explains what is missing.
 $(STAMP): pyproject.toml
 	@set -e; \
 	if [ ! -x "$(PY)" ]; then \
-	  py=$$(command -v python3.12 || pyenv which python3.12 2>/dev/null || \
-	        ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3 2>/dev/null | tail -n 1 || true); \
-	  if [ -z "$$py" ] || ! "$$py" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then \
-	    echo "error: Python 3.12 not found (looked for python3.12 on PATH and in pyenv)." >&2; \
-	    echo "       Install it with 'pyenv install 3.12' or put python3.12 on PATH." >&2; exit 1; \
-	  fi; \
+	  py=$$(scripts/find-python3.12); \
 	  echo "creating $(VENV) with $$py"; "$$py" -m venv $(VENV); \
 	fi; \
 	$(PY) -m pip install -q --upgrade pip; \
