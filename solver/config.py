@@ -177,11 +177,12 @@ class GalvanostaticStep(_Strict):
 
 
 class PotentiostaticStep(_Strict):
-    """Anode potential held at `voltage` vs Li."""
+    """Anode potential held at `voltage` vs Li, until `duration` or until |i| < cutoff_current."""
 
     type: Literal["potentiostatic"]
     voltage: Voltage
     duration: Time
+    cutoff_current: _quantity("A/m^2", gt="0 A/m^2") | None = None  # type: ignore[valid-type]
 
 
 class RestStep(_Strict):

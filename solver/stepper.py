@@ -47,6 +47,7 @@ class Segment:
     duration: float
     cutoff_voltage: float | None
     label: str
+    cutoff_current: float | None = None  # A/m²: a potentiostatic hold ends below it
 
 
 def protocol_segments(protocol: ProtocolConfig) -> list[Segment]:
@@ -59,7 +60,8 @@ def protocol_segments(protocol: ProtocolConfig) -> list[Segment]:
                 drive = Drive("current", step.current_density)
                 segments.append(Segment(drive, step.duration, step.cutoff_voltage, label))
             elif isinstance(step, PotentiostaticStep):
-                segments.append(Segment(Drive("voltage", step.voltage), step.duration, None, label))
+                segments.append(Segment(Drive("voltage", step.voltage), step.duration, None, label,
+                                        step.cutoff_current))
             elif isinstance(step, RestStep):
                 segments.append(Segment(Drive("current", 0.0), step.duration, None, label))
     return segments
@@ -86,6 +88,9 @@ class TransientProblem(Protocol):
         """Restore the last accepted state."""
 
     def anode_potential(self) -> float: ...
+
+    def current_density(self) -> float:
+        """Mean current density (A/m²) delivered in the last solve."""
 
     def max_theta_change(self) -> float:
         """Largest |θ − θ_old| over all hosts after the last solve."""
@@ -150,14 +155,14 @@ class TimeStepper:
                 self.problem.reject()
                 dt = cutoff_step
                 continue
-            crossed = self._crossed_cutoff(segment, voltage)
+            crossed = self._crossed_cutoff(segment, voltage) or self._current_below_cutoff(segment)
             self.time += step
             self.problem.accept(self.time)
             self._record(step, result, segment, crossed or end - self.time <= 1e-9 * end)
             previous_voltage = voltage
             if crossed:
-                log.info("%s: cut-off %.4g V reached at t = %.6g s", segment.label,
-                         segment.cutoff_voltage, self.time)
+                log.info("%s: cut-off reached at t = %.6g s (V = %.4g V, i = %.4g A/m²)",
+                         segment.label, self.time, voltage, self.problem.current_density())
                 self.summary.stopped_by_cutoff.append(segment.label)
                 break
             dt = self._next_dt(step, result.newton_iterations, change)
@@ -196,6 +201,10 @@ class TimeStepper:
             return False
         charging = segment.drive.value >= 0.0
         return voltage <= cutoff if charging else voltage >= cutoff
+
+    def _current_below_cutoff(self, segment: Segment) -> bool:
+        cutoff = segment.cutoff_current
+        return cutoff is not None and abs(self.problem.current_density()) < cutoff
 
     def _cutoff_step(self, segment: Segment, before: float, after: float,
                      step: float) -> float | None:

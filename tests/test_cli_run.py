@@ -86,3 +86,19 @@ def test_v6_serial_equals_two_ranks(serial_run: Path) -> None:
     assert metrics[0]["n_steps"] == metrics[1]["n_steps"]
     assert metrics[1]["shell_depth_nm_mean"] == pytest.approx(metrics[0]["shell_depth_nm_mean"],
                                                               rel=1e-6)
+
+
+def test_mesh_command_writes_tagged_mesh(serial_run: Path) -> None:
+    result = constrict("mesh", str(CASE), "-o", "mesh_only", cwd=serial_run)
+    assert result.returncode == 0, result.stderr[-2000:]
+    tags = json.loads((serial_run / "mesh_only" / "tags.json").read_text())
+    assert {"host:Si", "host:graphite", "pore"} <= set(tags["regions"])
+    assert {"EH:Si", "EH:graphite", "top", "bottom"} <= set(tags["interfaces"])
+    assert (serial_run / "mesh_only" / "mesh.xdmf").is_file()
+
+
+def test_info_reports_versions_and_solver_packages(tmp_path: Path) -> None:
+    result = constrict("info", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "dolfinx    0.1" in result.stdout
+    assert "mumps=yes" in result.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import pytest
 
@@ -48,6 +49,9 @@ class LinearCell:
 
     def anode_potential(self) -> float:
         return 0.5 - self.theta
+
+    def current_density(self) -> float:
+        return self.current
 
     def max_theta_change(self) -> float:
         return abs(self.theta - self.theta_old)
@@ -105,3 +109,42 @@ def test_protocol_unrolls_cycles_and_rests() -> None:
     assert segments[1].drive.value == 0.0
     assert segments[4].duration == pytest.approx(600.0)
     assert segments[5].label.startswith("cycle 2 step 3")
+
+
+class RelaxingHold:
+    """A potentiostatic hold whose current decays as exp(−t/τ), τ = 10 s."""
+
+    def __init__(self) -> None:
+        self.time = self.trial_time = 0.0
+
+    def apply_drive(self, drive: Drive) -> None:
+        assert drive.mode == "voltage"
+
+    def solve(self, dt: float) -> StepResult:
+        self.trial_time = self.time + dt
+        return StepResult(True, 2)
+
+    def accept(self, time: float) -> None:
+        self.time = time
+
+    def reject(self) -> None:
+        self.trial_time = self.time
+
+    def anode_potential(self) -> float:
+        return 0.05
+
+    def current_density(self) -> float:
+        return 10.0 * math.exp(-self.trial_time / 10.0)
+
+    def max_theta_change(self) -> float:
+        return 0.0
+
+
+def test_potentiostatic_hold_ends_when_current_falls_below_cutoff() -> None:
+    hold = RelaxingHold()
+    stepper = TimeStepper(hold, settings(dt_initial="0.5 s", dt_max="2 s"), lambda record: None)
+    segment = Segment(Drive("voltage", 0.05), 1000.0, None, "CV hold", cutoff_current=1.0)
+    summary = stepper.run([segment])
+    assert summary.stopped_by_cutoff == ["CV hold"]
+    # |i| = 1 A/m² at t = 10 ln 10 ≈ 23.0 s; the hold stops within one step after that.
+    assert 10.0 * math.log(10.0) <= stepper.time <= 10.0 * math.log(10.0) + 2.0
