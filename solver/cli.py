@@ -15,6 +15,8 @@ from pathlib import Path
 
 from mpi4py import MPI
 
+import yaml
+
 from solver.config import CaseConfig, CaseError, load_case
 from solver.stepper import SimulationError
 
@@ -44,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", type=Path, help="output folder (default output/<name>)")
     run.add_argument("--overwrite", action="store_true",
                      help="replace an existing output folder")
+    run.add_argument("--restart", action="store_true",
+                     help="go on from the last checkpoint in the output folder")
     case_command("check", "validate the case only; builds and writes nothing")
     mesh = case_command("mesh", "build (or reuse) the mesh of the case and write it")
     mesh.add_argument("-o", "--output", type=Path, help="folder for the XDMF mesh file")
@@ -108,6 +112,16 @@ def prepare_output_folder(folder: Path, overwrite: bool, comm: MPI.Comm) -> None
         raise CaseError(error)
 
 
+def check_restart_folder(folder: Path, case: CaseConfig) -> None:
+    """A restart needs the folder of the same case, with a checkpoint in it."""
+    if not (folder / "checkpoints" / "latest.json").is_file():
+        raise CaseError(f"--restart: {folder} holds no checkpoint (checkpoints/latest.json)")
+    saved = yaml.safe_load((folder / "case.yaml").read_text())
+    if saved != case.model_dump(mode="json"):
+        raise CaseError(f"--restart: the case differs from the one run in {folder} "
+                        "(compare with its case.yaml)")
+
+
 def _cmd_check(case: CaseConfig, args: argparse.Namespace) -> None:
     log.info("case '%s' is valid (%s geometry, %d protocol steps x %d cycles)", case.name,
              case.geometry.kind, len(case.protocol.steps), case.protocol.cycles)
@@ -125,8 +139,12 @@ def _cmd_run(case: CaseConfig, args: argparse.Namespace) -> None:
     from solver.simulation import run_case
 
     folder = args.output or Path("output") / case.name
-    prepare_output_folder(folder, args.overwrite, MPI.COMM_WORLD)
-    run_case(case, folder, MPI.COMM_WORLD, petsc_options=args.petsc_options)
+    if args.restart:
+        check_restart_folder(folder, case)
+    else:
+        prepare_output_folder(folder, args.overwrite, MPI.COMM_WORLD)
+    run_case(case, folder, MPI.COMM_WORLD, petsc_options=args.petsc_options,
+             restart=args.restart)
 
 
 def _cmd_info() -> None:

@@ -221,7 +221,11 @@ class SolverConfig(_Strict):
 
 
 class OutputConfig(_Strict):
+    """Field snapshots every `fields_every` steps, checkpoints every `checkpoint_every`
+    steps (0: never); both also at the end of each protocol step."""
+
     fields_every: Annotated[int, Field(ge=0)] = 10
+    checkpoint_every: Annotated[int, Field(ge=0)] = 10
     format: Literal["vtx", "xdmf"] = "xdmf"
 
 

@@ -29,16 +29,16 @@ class FieldWriter:
     """
 
     def __init__(self, folder: Path, groups: dict[str, Sequence[dolfinx.fem.Function]],
-                 file_format: str) -> None:
+                 file_format: str, suffix: str = "") -> None:
         self._writers: list[Any] = []
         self._format = file_format
         for name, functions in groups.items():
             mesh = functions[0].function_space.mesh
             if file_format == "vtx":
-                writer = dolfinx.io.VTXWriter(mesh.comm, folder / f"{name}.bp", list(functions),
-                                              engine="BP4")
+                writer = dolfinx.io.VTXWriter(mesh.comm, folder / f"{name}{suffix}.bp",
+                                              list(functions), engine="BP4")
             else:
-                writer = dolfinx.io.XDMFFile(mesh.comm, folder / f"{name}.xdmf", "w")
+                writer = dolfinx.io.XDMFFile(mesh.comm, folder / f"{name}{suffix}.xdmf", "w")
                 writer.write_mesh(mesh)
             self._writers.append((writer, list(functions)))
 
@@ -56,15 +56,23 @@ class FieldWriter:
 
 
 class TimeSeries:
-    """``timeseries.csv``: one row per accepted time step, flushed as it is written."""
+    """``timeseries.csv``: one row per accepted time step, flushed as it is written.
 
-    def __init__(self, path: Path, columns: Sequence[str], comm: MPI.Comm) -> None:
+    On a restart from time `resume_from`, the rows written after it (by the run that was
+    killed) are dropped and the file continues from there.
+    """
+
+    def __init__(self, path: Path, columns: Sequence[str], comm: MPI.Comm,
+                 resume_from: float | None = None) -> None:
         self.columns = list(columns)
         self._file = None
         if comm.rank == 0:
+            kept = [] if resume_from is None else _rows_until(path, resume_from)
             self._file = path.open("w", newline="")
             self._writer = csv.DictWriter(self._file, fieldnames=self.columns)
             self._writer.writeheader()
+            self._writer.writerows(kept)
+            self._file.flush()
 
     def append(self, row: dict[str, float]) -> None:
         if self._file is None:
@@ -75,6 +83,12 @@ class TimeSeries:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+
+
+def _rows_until(path: Path, time: float) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return [row for row in csv.DictReader(handle)
+                if float(row["time_s"]) <= time * (1 + 1e-12)]
 
 
 def _format_number(value: float | None) -> str:

@@ -6,6 +6,7 @@ object to the next.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -24,11 +25,19 @@ from postprocess.metrics import (
     summarize_shell_depths,
 )
 from postprocess.plots import plot_run_summary
+from solver.checkpoint import Checkpointer
 from solver.config import CaseConfig, case_materials
 from solver.geometry import mesh_spec
 from solver.output import FieldWriter, TimeSeries, write_json
 from solver.problem import TransportProblem
-from solver.stepper import SimulationError, StepRecord, TimeStepper, protocol_segments
+from solver.stepper import (
+    Position,
+    RunSummary,
+    SimulationError,
+    StepRecord,
+    TimeStepper,
+    protocol_segments,
+)
 from solver.units import Q_, F
 
 log = logging.getLogger("constrict.run")
@@ -63,32 +72,43 @@ def write_case_mesh(case: CaseConfig, folder: Path, comm: MPI.Comm) -> None:
 
 
 class RunRecorder:
-    """Turns accepted steps into CSV rows, field snapshots and the Li balance (V1)."""
+    """Turns accepted steps into CSV rows, field snapshots and the Li balance (V1).
 
-    def __init__(self, problem: TransportProblem, folder: Path, case: CaseConfig) -> None:
+    `resume` is the recorder part of a checkpoint's state: a restarted run continues the
+    charge count and the Li balance from there and writes its fields to new files
+    (``*_restart<k>.xdmf``) so the series already written stay intact.
+    """
+
+    def __init__(self, problem: TransportProblem, folder: Path, case: CaseConfig,
+                 resume: dict | None = None) -> None:
         self.problem = problem
         self.case = case
         self.comm = problem.comm
         self.area_um2 = problem.integral("top_area")
-        self.li_initial = problem.li_in_hosts_mol()
         self.masses_g = host_masses_g(problem)
-        self.charge_C = 0.0
-        self.steps_since_fields = 0
+        self.li_initial = resume["li_initial"] if resume else problem.li_in_hosts_mol()
+        self.charge_C = resume["charge_C"] if resume else 0.0
+        self.steps_since_fields = resume["steps_since_fields"] if resume else 0
         groups = {f"host_{host.name}": [host.theta, host.sigma_h, host.eps_lat]
                   for host in problem.hosts}
         if problem.phi is not None:
             groups["electrolyte"] = [problem.phi]
-        self.fields = FieldWriter(folder, groups, case.output.format)
+        suffix = f"_restart{resume['restarts']}" if resume else ""
+        self.fields = FieldWriter(folder, groups, case.output.format, suffix)
         columns = ["time_s", "dt_s", "newton_iterations", "current_density_A_per_m2",
                    "anode_potential_V", "charge_mAh_per_cm2"]
         columns += [f"li_{name}_mol" for name in self.li_initial]
         columns += [f"theta_{bound}_{name}" for name in self.li_initial for bound in ("min", "max")]
         columns += ["capacity_alloy_mAh_per_g", "capacity_plating_mAh_per_g",
                     "li_balance_rel_error"]
-        self.series = TimeSeries(folder / "timeseries.csv", columns, self.comm)
+        self.series = TimeSeries(folder / "timeseries.csv", columns, self.comm,
+                                 resume_from=resume["time"] if resume else None)
         self.last_row: dict[str, float] = {}
-        self.fields.write(0.0)
-        self._append_row(0.0, 0.0, 0)
+        if resume:
+            self._update_row(resume["time"], 0.0, 0)
+        else:
+            self.fields.write(0.0)
+            self.series.append(self._update_row(0.0, 0.0, 0))
 
     def li_gained_mol(self) -> float:
         return sum(now - self.li_initial[name]
@@ -102,14 +122,19 @@ class RunRecorder:
     def on_step(self, record: StepRecord) -> None:
         current = self.problem.current_density()
         self.charge_C += current * self.area_um2 * 1e-12 * record.dt  # A/m² · µm² · s
-        self._append_row(record.time, record.dt, record.newton_iterations)
+        self.series.append(self._update_row(record.time, record.dt, record.newton_iterations))
         self.steps_since_fields += 1
         every = self.case.output.fields_every
         if record.segment_end or (every and self.steps_since_fields >= every):
             self.fields.write(record.time)
             self.steps_since_fields = 0
 
-    def _append_row(self, time_s: float, dt: float, newton: int) -> None:
+    def state(self, time: float) -> dict:
+        """What a restart needs to continue the records seamlessly."""
+        return {"time": time, "li_initial": self.li_initial, "charge_C": self.charge_C,
+                "steps_since_fields": self.steps_since_fields}
+
+    def _update_row(self, time_s: float, dt: float, newton: int) -> dict[str, float]:
         li = self.problem.li_in_hosts_mol()
         row = {"time_s": time_s, "dt_s": dt, "newton_iterations": newton,
                "current_density_A_per_m2": self.problem.current_density(),
@@ -123,19 +148,50 @@ class RunRecorder:
         for name, (low, high) in self.problem.theta_range().items():
             row |= {f"theta_min_{name}": low, f"theta_max_{name}": high}
         self.last_row = row
-        self.series.append(row)
+        return row
 
     def close(self) -> None:
         self.fields.close()
         self.series.close()
 
 
+class RunCheckpoints:
+    """Checkpoints every `every` steps and at the end of each protocol segment."""
+
+    def __init__(self, problem: TransportProblem, folder: Path, every: int) -> None:
+        fields = {unknown.name: unknown for unknown in problem.unknowns}
+        self.writer = Checkpointer(folder, fields, problem.comm)
+        self.every = every
+        self.number = 0
+        self.restarts = 0
+
+    def restore(self) -> dict:
+        state = self.writer.restore_latest()
+        self.number = state["number"]
+        self.restarts = state["restarts"] + 1
+        return state
+
+    def after_step(self, record: StepRecord, stepper: TimeStepper,
+                   recorder: RunRecorder) -> None:
+        if not self.every or (stepper.summary.n_steps % self.every and not record.segment_end):
+            return
+        self.number += 1
+        state = {"number": self.number, "restarts": self.restarts,
+                 "position": dataclasses.asdict(record.next_position),
+                 "summary": dataclasses.asdict(stepper.summary),
+                 "recorder": recorder.state(record.time)}
+        self.writer.write(state, self.number)
+
+
 def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
-             petsc_options: dict[str, str | None] | None = None) -> dict:
-    """Run a validated case into `folder` (which must exist and be empty); return the metrics."""
+             petsc_options: dict[str, str | None] | None = None, restart: bool = False) -> dict:
+    """Run a validated case into `folder`; with `restart`, go on from its last checkpoint.
+
+    Returns the metrics (also written to metrics.json).
+    """
     start = time.perf_counter()
     _log_to_file(folder, comm)
-    if comm.rank == 0:
+    if comm.rank == 0 and not restart:
         (folder / "case.yaml").write_text(yaml.safe_dump(case.model_dump(mode="json"),
                                                          sort_keys=False))
     materials = case_materials(case)
@@ -145,16 +201,29 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
     log.info("case '%s': %d cells, %d transport dofs, %d ranks", case.name,
              tagged.mesh.topology.index_map(3).size_global, ndofs, comm.size)
 
-    recorder = RunRecorder(problem, folder, case)
+    checkpoints = RunCheckpoints(problem, folder, case.output.checkpoint_every)
+    resume = checkpoints.restore() if restart else None
+    if resume:
+        problem.accept(resume["recorder"]["time"])
+        resume["recorder"]["restarts"] = checkpoints.restarts
+    recorder = RunRecorder(problem, folder, case, resume["recorder"] if resume else None)
     segments = protocol_segments(case.protocol)
     total_time = sum(segment.duration for segment in segments)
     bar = tqdm(total=total_time, unit="s", disable=comm.rank != 0, desc=case.name, mininterval=1.0,
                bar_format="{l_bar}{bar}| {n:.4g}/{total:.4g} s [{elapsed}<{remaining}]")
-    stepper = TimeStepper(problem, case.solver, recorder.on_step,
-                          progress=lambda t: bar.update(t - bar.n))
+
+    def on_step(record: StepRecord) -> None:
+        recorder.on_step(record)
+        checkpoints.after_step(record, stepper, recorder)
+
+    stepper = TimeStepper(problem, case.solver, on_step, progress=lambda t: bar.update(t - bar.n))
+    position = None
+    if resume:
+        stepper.summary = RunSummary(**resume["summary"])
+        position = Position(**resume["position"])
     failure = None
     try:
-        stepper.run(segments)
+        stepper.run(segments, position)
     except SimulationError as error:
         failure = error
         log.error("run stopped: %s", error)
@@ -175,6 +244,7 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
         "n_steps": summary.n_steps,
         "n_newton_total": summary.n_newton_total,
         "n_cutbacks": summary.n_cutbacks,
+        "n_restarts": checkpoints.restarts,
         "stopped_by_cutoff": summary.stopped_by_cutoff,
         "ndofs": ndofs,
         "n_cells": tagged.mesh.topology.index_map(3).size_global,

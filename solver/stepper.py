@@ -96,6 +96,16 @@ class TransientProblem(Protocol):
         """Largest |θ − θ_old| over all hosts after the last solve."""
 
 
+@dataclass(frozen=True)
+class Position:
+    """Where a run stands between two steps; a checkpoint stores it to resume from."""
+
+    segment_index: int = 0
+    segment_start: float = 0.0  # time at which that segment began
+    time: float = 0.0
+    dt: float | None = None  # the next step size; None: the segment's first step
+
+
 @dataclass
 class StepRecord:
     time: float
@@ -103,6 +113,7 @@ class StepRecord:
     newton_iterations: int
     segment: Segment
     segment_end: bool
+    next_position: Position  # where the run goes on from after this step
 
 
 @dataclass
@@ -127,17 +138,25 @@ class TimeStepper:
         self.time = 0.0
         self.summary = RunSummary()
 
-    def run(self, segments: list[Segment]) -> RunSummary:
-        for segment in segments:
-            log.info("%s: %s %.4g for up to %.4g s", segment.label, segment.drive.mode,
-                     segment.drive.value, segment.duration)
-            self._run_segment(segment)
+    def run(self, segments: list[Segment], start: Position | None = None) -> RunSummary:
+        """Run the segments, from the beginning or from a checkpoint's position."""
+        start = start or Position()
+        self.time = start.time
+        for index in range(start.segment_index, len(segments)):
+            segment = segments[index]
+            resumed = index == start.segment_index
+            log.info("%s: %s %.4g for up to %.4g s%s", segment.label, segment.drive.mode,
+                     segment.drive.value, segment.duration,
+                     f" (resumed at t = {self.time:.6g} s)" if resumed and start.time else "")
+            segment_start = start.segment_start if resumed else self.time
+            dt = start.dt if resumed and start.dt is not None else self.settings.dt_initial
+            self._run_segment(index, segment, segment_start, dt)
         return self.summary
 
-    def _run_segment(self, segment: Segment) -> None:
+    def _run_segment(self, index: int, segment: Segment, segment_start: float,
+                     dt: float) -> None:
         self.problem.apply_drive(segment.drive)
-        end = self.time + segment.duration
-        dt = self.settings.dt_initial
+        end = segment_start + segment.duration
         previous_voltage = self.problem.anode_potential()
         while end - self.time > 1e-9 * max(1.0, end):
             step = min(dt, end - self.time)
@@ -158,20 +177,25 @@ class TimeStepper:
             crossed = self._crossed_cutoff(segment, voltage) or self._current_below_cutoff(segment)
             self.time += step
             self.problem.accept(self.time)
-            self._record(step, result, segment, crossed or end - self.time <= 1e-9 * end)
             previous_voltage = voltage
+            dt = self._next_dt(step, result.newton_iterations, change)
+            last = crossed or end - self.time <= 1e-9 * max(1.0, end)
+            following = (Position(index + 1, self.time, self.time, None) if last
+                         else Position(index, segment_start, self.time, dt))
+            self._record(step, result, segment, last, following)
             if crossed:
                 log.info("%s: cut-off reached at t = %.6g s (V = %.4g V, i = %.4g A/m²)",
                          segment.label, self.time, voltage, self.problem.current_density())
                 self.summary.stopped_by_cutoff.append(segment.label)
                 break
-            dt = self._next_dt(step, result.newton_iterations, change)
 
-    def _record(self, step: float, result: StepResult, segment: Segment, last: bool) -> None:
+    def _record(self, step: float, result: StepResult, segment: Segment, last: bool,
+                following: Position) -> None:
         self.summary.n_steps += 1
         self.summary.n_newton_total += result.newton_iterations
         self.summary.dt_history.append(step)
-        self.on_step(StepRecord(self.time, step, result.newton_iterations, segment, last))
+        self.on_step(StepRecord(self.time, step, result.newton_iterations, segment, last,
+                                following))
         if self.progress is not None:
             self.progress(self.time)
 

@@ -1,0 +1,64 @@
+"""Restart from the checkpoint of a killed run gives the uninterrupted result (V7)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from test_cli_run import CASE, constrict, timeseries
+
+# A long rest with small steps: many checkpoints, time to kill the run in the middle.
+LONGER = ["--set", "protocol.steps[1].duration=400 s", "--set", "solver.dt_max=1 s",
+          "--set", "output.checkpoint_every=15"]
+
+
+def kill_after_checkpoints(work: Path, count: int) -> int:
+    """Start a run, SIGKILL it once `count` checkpoints exist; return its exit status."""
+    env = dict(os.environ, CONSTRICT_CACHE_DIR=str(work / "cache"))
+    process = subprocess.Popen([sys.executable, "-m", "solver", "run", str(CASE), "-o", "killed",
+                                *LONGER], cwd=work, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    pointer = work / "killed" / "checkpoints" / "latest.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if pointer.is_file() and int(json.loads(pointer.read_text())["file"][11:17]) >= count:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    return process.wait()
+
+
+def test_v7_restart_after_kill_equals_uninterrupted_run(tmp_path: Path) -> None:
+    reference = constrict("run", str(CASE), "-o", "reference", *LONGER, cwd=tmp_path)
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    assert kill_after_checkpoints(tmp_path, 5) == -signal.SIGKILL, "the run ended before the kill"
+
+    restarted = constrict("run", str(CASE), "-o", "killed", "--restart", *LONGER, cwd=tmp_path)
+    assert restarted.returncode == 0, restarted.stderr[-2000:]
+    assert "restored checkpoint" in restarted.stdout
+
+    full, resumed = timeseries(tmp_path / "reference"), timeseries(tmp_path / "killed")
+    assert np.array_equal(full["time_s"], resumed["time_s"])  # no step lost or repeated
+    for column in ("anode_potential_V", "li_Si_mol", "li_graphite_mol", "li_balance_rel_error"):
+        assert np.allclose(resumed[column], full[column], rtol=1e-10, atol=1e-15), column
+    metrics = [json.loads((tmp_path / name / "metrics.json").read_text())
+               for name in ("reference", "killed")]
+    assert metrics[1]["n_restarts"] == 1
+    for key in ("n_steps", "n_newton_total", "capacity_alloy_mAh_per_g", "shell_depth_nm_mean"):
+        assert metrics[1][key] == metrics[0][key] or np.isclose(metrics[1][key], metrics[0][key],
+                                                                rtol=1e-10), key
+
+
+def test_restart_refuses_a_different_case(tmp_path: Path) -> None:
+    first = constrict("run", str(CASE), "-o", "run", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    other = constrict("run", str(CASE), "-o", "run", "--restart", "--set", "temperature=55 degC",
+                      cwd=tmp_path)
+    assert other.returncode == 2
+    assert "differs" in other.stderr
