@@ -8,7 +8,7 @@ CASE ?= cases/si_scaffold.yaml
 OUT ?= output/si_scaffold
 NP ?= 2
 
-.PHONY: setup run test test-serial test-mpi lint clean
+.PHONY: setup run test test-serial test-mpi bench lint clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,10 @@ test-serial: setup
 # MPI tests run under mpirun -n 2; only rank 0 reports.
 test-mpi: setup
 	$(MPIRUN) -n 2 $(PY) -m pytest -m mpi -q -p no:cacheprovider
+
+# Benchmarks write JSON (output/bench/benchmarks.json); timings are never test assertions.
+bench: setup
+	$(PY) bench/run_benchmarks.py
 
 lint: setup
 	$(PY) -m ruff check solver meshes postprocess tests
