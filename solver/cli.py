@@ -1,4 +1,4 @@
-"""Command line: ``constrict run|check|mesh|info`` (also ``python -m solver``).
+"""Command line: ``constrict run|check|mesh|info|screen`` (also ``python -m solver``).
 
 Arguments that start with ``-`` and are not ours are PETSc options
 (``-ksp_monitor``, ``-snes_view``); they are handed to PETSc unchanged.
@@ -53,6 +53,20 @@ def _parser() -> argparse.ArgumentParser:
     mesh.add_argument("-o", "--output", type=Path, help="folder for the XDMF mesh file")
     mesh.add_argument("--overwrite", action="store_true")
     commands.add_parser("info", help="versions of DOLFINx, PETSc, MPI and PETSc packages")
+    screen = commands.add_parser(
+        "screen", help="constriction susceptibility of the material cards (MODEL §10): "
+        "screening.csv/.png, capacity_vs_confinement.csv/.png")
+    screen.add_argument("--materials", type=Path, metavar="FILE",
+                        help="also screen the materials of a table (.csv/.yaml/.json) or an "
+                             "entry set (docs/screening.md)")
+    screen.add_argument("--cards", type=Path, action="append", default=[], metavar="FILE",
+                        help="extra material-card file merged into the library (repeatable)")
+    screen.add_argument("--k-max", default="10 GPa",
+                        help="largest confinement of the capacity curves (default '10 GPa')")
+    screen.add_argument("-o", "--output", type=Path,
+                        help="output folder (default output/screening)")
+    screen.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output folder")
     return parser
 
 
@@ -147,6 +161,22 @@ def _cmd_run(case: CaseConfig, args: argparse.Namespace) -> None:
              restart=args.restart)
 
 
+def _cmd_screen(args: argparse.Namespace) -> None:
+    """`constrict screen`: every rank computes (it is cheap), rank 0 writes."""
+    from solver.screening import log_table, run_screening, write_screening
+
+    try:
+        result = run_screening(args.materials, args.cards, args.k_max)
+    except ValueError as error:
+        raise CaseError(str(error)) from None
+    folder = args.output or Path("output") / "screening"
+    prepare_output_folder(folder, args.overwrite, MPI.COMM_WORLD)
+    if MPI.COMM_WORLD.rank == 0:
+        log_table(result)
+        write_screening(result, folder)
+        log.info("wrote %s", folder)
+
+
 def _cmd_info() -> None:
     from solver.info import environment_report
 
@@ -162,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         args.petsc_options = petsc_options_from_argv(extra)
         if args.command == "info":
             _cmd_info()
+            return 0
+        if args.command == "screen":
+            _cmd_screen(args)
             return 0
         case = load_case(args.case, args.assignments)
         {"check": _cmd_check, "mesh": _cmd_mesh, "run": _cmd_run}[args.command](case, args)
