@@ -1,4 +1,5 @@
-"""Command line: ``constrict run|check|mesh|info|screen`` (also ``python -m solver``).
+"""Command line: ``constrict run|check|mesh|info|screen|sweep|report`` (also
+``python -m solver``).
 
 Arguments that start with ``-`` and are not ours are PETSc options
 (``-ksp_monitor``, ``-snes_view``); they are handed to PETSc unchanged.
@@ -67,6 +68,29 @@ def _parser() -> argparse.ArgumentParser:
                         help="output folder (default output/screening)")
     screen.add_argument("--overwrite", action="store_true",
                         help="replace an existing output folder")
+    sweep = commands.add_parser(
+        "sweep", help="run a parameter sweep locally, or write it as a Slurm array job "
+        "(docs/sweeps.md)")
+    sweep.add_argument("sweep_file", type=Path, metavar="SWEEP", help="sweep YAML file")
+    sweep.add_argument("-o", "--output", type=Path,
+                       help="sweep folder (default output/<sweep name>); re-running into it "
+                            "skips the completed runs")
+    sweep.add_argument("-j", "--jobs", type=int, help="concurrent runs (default: the sweep "
+                       "file's jobs, else 1)")
+    sweep.add_argument("--ranks-per-run", type=int, metavar="K",
+                       help="MPI ranks of each run (default: the sweep file's, else 1)")
+    sweep.add_argument("--check", action="store_true",
+                       help="validate every run of the sweep only; writes nothing")
+    sweep.add_argument("--slurm", action="store_true",
+                       help="write a Slurm array job (sweep.sbatch, gather.sbatch, submit.sh) "
+                            "instead of running")
+    sweep.add_argument("--partition", help="Slurm partition (overrides the sweep file)")
+    sweep.add_argument("--time", help="Slurm time limit per run, e.g. 04:00:00")
+    sweep.add_argument("--nodes", type=int, help="Slurm nodes per run")
+    report = commands.add_parser(
+        "report", help="gather a sweep folder: results.csv and metric-vs-parameter plots")
+    report.add_argument("folder", type=Path, help="sweep folder (holds manifest.json)")
+    report.add_argument("-o", "--output", type=Path, help="default FOLDER/report")
     return parser
 
 
@@ -177,6 +201,43 @@ def _cmd_screen(args: argparse.Namespace) -> None:
         log.info("wrote %s", folder)
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    """`constrict sweep`: the driver itself runs serially; each run gets its own mpirun."""
+    from solver import sweep as sweeps
+
+    if MPI.COMM_WORLD.size > 1:
+        raise CaseError("run 'constrict sweep' without mpirun; set the ranks of each run "
+                        "with --ranks-per-run")
+    _refuse_extra_arguments(args)
+    plan = sweeps.load_sweep(args.sweep_file)
+    if args.check:
+        log.info("sweep '%s' is valid: %d runs (%s) over %s", plan.name, len(plan.runs),
+                 plan.mode, ", ".join(plan.axes) or "no varying key")
+        return 0
+    folder = args.output or Path("output") / plan.name
+    if args.slurm:
+        settings = sweeps.slurm_settings(plan, args.partition, args.time, args.nodes)
+        sweeps.write_slurm(plan, folder, settings, args.ranks_per_run)
+        return 0
+    return sweeps.run_local(plan, folder, args.jobs, args.ranks_per_run)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from postprocess.report import write_report
+
+    _refuse_extra_arguments(args)
+    if MPI.COMM_WORLD.rank == 0:
+        write_report(args.folder, args.output)
+    return 0
+
+
+def _refuse_extra_arguments(args: argparse.Namespace) -> None:
+    if args.petsc_options:
+        raise CaseError(f"constrict {args.command}: unrecognised arguments "
+                        f"{' '.join(args.petsc_options)} (PETSc options of the runs go in the "
+                        "sweep file: set: {solver.petsc_options.NAME: VALUE})")
+
+
 def _cmd_info() -> None:
     from solver.info import environment_report
 
@@ -196,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "screen":
             _cmd_screen(args)
             return 0
+        if args.command in ("sweep", "report"):
+            return {"sweep": _cmd_sweep, "report": _cmd_report}[args.command](args)
         case = load_case(args.case, args.assignments)
         {"check": _cmd_check, "mesh": _cmd_mesh, "run": _cmd_run}[args.command](case, args)
     except CaseError as error:

@@ -220,6 +220,31 @@ class SolverConfig(_Strict):
         return self
 
 
+class ConfinementConfig(_Strict):
+    """How a single particle is held (MODEL §6, §10): free, a pressure p, or a spring K_eff."""
+
+    type: Literal["free", "pressure", "spring"] = "free"
+    value: _quantity("MPa", ge="0 MPa", le="20 GPa") = 0.0  # type: ignore[valid-type]
+
+
+class MechanicsConfig(_Strict):
+    """Chemo-mechanics (MODEL §6) and its coupling to the transport (§3, §8).
+
+    Off by default until the coupled model is calibrated; `kinematics: finite` is the model,
+    `small` the fast linearised option. The transport and the mechanics are iterated in
+    each time step until the hydrostatic stress changes by less than `coupling_tolerance`
+    (relative to its largest magnitude).
+    """
+
+    enabled: bool = False
+    kinematics: Literal["finite", "small"] = "finite"
+    confinement: ConfinementConfig = ConfinementConfig()
+    degree: Literal[1, 2] = 2
+    linear_solver: Literal["mumps", "gamg"] = "mumps"
+    coupling_tolerance: Annotated[float, Field(gt=0.0, le=0.1)] = 1e-4
+    coupling_max_iterations: Annotated[int, Field(ge=1, le=50)] = 10
+
+
 class OutputConfig(_Strict):
     """Field snapshots every `fields_every` steps, checkpoints every `checkpoint_every`
     steps (0: never); both also at the end of each protocol step."""
@@ -239,6 +264,7 @@ class CaseConfig(_Strict):
     protocol: ProtocolConfig
     temperature: Temperature
     stack_pressure: Pressure = 0.0
+    mechanics: MechanicsConfig = MechanicsConfig()
     solver: SolverConfig = SolverConfig()
     output: OutputConfig = OutputConfig()
 
@@ -277,7 +303,7 @@ def _split_index(token: str) -> list[str | int]:
     return [name, *(int(index) for index in indices)]
 
 
-def _format_validation_error(error: ValidationError) -> str:
+def format_validation_error(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         field = ".".join(_format_loc(part) for part in item["loc"]).replace(".[", "[")
@@ -297,7 +323,7 @@ def validate_case(data: dict[str, Any], source: str = "case") -> CaseConfig:
     try:
         case = CaseConfig.model_validate(data)
     except ValidationError as error:
-        raise CaseError(f"{source} is not valid:\n{_format_validation_error(error)}") from None
+        raise CaseError(f"{source} is not valid:\n{format_validation_error(error)}") from None
     problems = _material_problems(case)
     if problems:
         raise CaseError(f"{source} is not valid:\n" + "\n".join(f"  {p}" for p in problems))

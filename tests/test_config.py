@@ -13,7 +13,9 @@ import yaml
 from solver.config import CaseError, load_case, set_dotted, validate_case
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_CASES = sorted((ROOT / "cases").glob("**/*.yaml"))
+# Case files (sweeps and material tables also live under cases/, without a geometry).
+SHIPPED_CASES = sorted(path for path in (ROOT / "cases").glob("**/*.yaml")
+                       if "geometry" in (yaml.safe_load(path.read_text()) or {}))
 
 
 def scaffold_case() -> dict:
