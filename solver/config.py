@@ -164,7 +164,7 @@ class MaterialsConfig(_Strict):
     """Cards come from the built-in library plus optional user files; values may be overridden."""
 
     files: list[Path] = []
-    overrides: dict[str, dict[str, str]] = {}
+    overrides: dict[str, dict[str, str | float | int]] = {}
 
 
 class GalvanostaticStep(_Strict):

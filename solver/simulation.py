@@ -24,13 +24,17 @@ from postprocess.metrics import (
     shell_depths_nm,
     summarize_shell_depths,
 )
+from postprocess.paraview_state import write_paraview_script
 from postprocess.plots import plot_run_summary
+from postprocess.render import render_run
 from solver.checkpoint import Checkpointer
 from solver.config import CaseConfig, case_materials
+from solver.coupling import ChemoMechanicalProblem
 from solver.geometry import mesh_spec
 from solver.output import FieldWriter, TimeSeries, write_json
 from solver.problem import TransportProblem
 from solver.stepper import (
+    Drive,
     Position,
     RunSummary,
     SimulationError,
@@ -80,7 +84,8 @@ class RunRecorder:
     """
 
     def __init__(self, problem: TransportProblem, folder: Path, case: CaseConfig,
-                 resume: dict | None = None) -> None:
+                 resume: dict | None = None,
+                 extra_fields: dict[str, list] | None = None) -> None:
         self.problem = problem
         self.case = case
         self.comm = problem.comm
@@ -93,6 +98,7 @@ class RunRecorder:
                   for host in problem.hosts}
         if problem.phi is not None:
             groups["electrolyte"] = [problem.phi]
+        groups |= extra_fields or {}
         suffix = f"_restart{resume['restarts']}" if resume else ""
         self.fields = FieldWriter(folder, groups, case.output.format, suffix)
         columns = ["time_s", "dt_s", "newton_iterations", "current_density_A_per_m2",
@@ -178,6 +184,7 @@ class RunCheckpoints:
         self.number += 1
         state = {"number": self.number, "restarts": self.restarts,
                  "position": dataclasses.asdict(record.next_position),
+                 "drive": dataclasses.asdict(record.segment.drive),
                  "summary": dataclasses.asdict(stepper.summary),
                  "recorder": recorder.state(record.time)}
         self.writer.write(state, self.number)
@@ -196,17 +203,26 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
                                                          sort_keys=False))
     materials = case_materials(case)
     tagged = build_mesh(mesh_spec(case, materials), comm, cache_dir(), progress=comm.rank == 0)
-    problem = TransportProblem(tagged, case, materials, petsc_options)
-    ndofs = sum(u.function_space.dofmap.index_map.size_global for u in problem.unknowns)
-    log.info("case '%s': %d cells, %d transport dofs, %d ranks", case.name,
-             tagged.mesh.topology.index_map(3).size_global, ndofs, comm.size)
+    transport = TransportProblem(tagged, case, materials, petsc_options)
+    coupled = ChemoMechanicalProblem(transport, case, materials) if case.mechanics.enabled else None
+    problem = coupled or transport  # what the stepper drives
+    ndofs = sum(u.function_space.dofmap.index_map.size_global for u in transport.unknowns)
+    mechanics_dofs = (coupled.mechanics.V.dofmap.index_map.size_global * 3 if coupled else 0)
+    log.info("case '%s': %d cells, %d transport dofs, %d mechanics dofs, %d ranks", case.name,
+             tagged.mesh.topology.index_map(3).size_global, ndofs, mechanics_dofs, comm.size)
 
-    checkpoints = RunCheckpoints(problem, folder, case.output.checkpoint_every)
+    checkpoints = RunCheckpoints(transport, folder, case.output.checkpoint_every)
     resume = checkpoints.restore() if restart else None
     if resume:
-        problem.accept(resume["recorder"]["time"])
+        # The drive of the step the checkpoint closed: what the potential and current of
+        # the restored state refer to (the resumed segment applies its own drive).
+        transport.apply_drive(Drive(**resume["drive"]))
+        transport.accept(resume["recorder"]["time"])
+        if coupled:
+            coupled.resolve_mechanics()
         resume["recorder"]["restarts"] = checkpoints.restarts
-    recorder = RunRecorder(problem, folder, case, resume["recorder"] if resume else None)
+    recorder = RunRecorder(transport, folder, case, resume["recorder"] if resume else None,
+                           coupled.output_fields() if coupled else None)
     segments = protocol_segments(case.protocol)
     total_time = sum(segment.duration for segment in segments)
     bar = tqdm(total=total_time, unit="s", disable=comm.rank != 0, desc=case.name, mininterval=1.0,
@@ -232,7 +248,12 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
         recorder.close()
     summary = stepper.summary
 
-    depths = shell_depths_nm(problem, tagged, SHELL_THRESHOLD)
+    depths = shell_depths_nm(transport, tagged, SHELL_THRESHOLD)
+    mechanics_metrics = (coupled.extremes() | {
+        "mechanics_newton_total": coupled.mechanics_newton_total,
+        "coupling_iterations_total": coupled.coupling_iterations_total,
+        "mechanics_dofs": mechanics_dofs}) if coupled else {
+        "sigma_h_GPa_min": None, "eps_lat_min": None, "D_ratio_min": None}
     metrics = {
         "status": "completed" if failure is None else f"failed: {failure}",
         **summarize_shell_depths(depths, case),
@@ -246,7 +267,8 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
         "n_cutbacks": summary.n_cutbacks,
         "n_restarts": checkpoints.restarts,
         "stopped_by_cutoff": summary.stopped_by_cutoff,
-        "ndofs": ndofs,
+        **mechanics_metrics,
+        "ndofs": ndofs + mechanics_dofs,
         "n_cells": tagged.mesh.topology.index_map(3).size_global,
         "n_ranks": comm.size,
         "wall_time_s": time.perf_counter() - start,
@@ -255,6 +277,9 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
     write_json(folder / "metrics.json", metrics, comm)
     if comm.rank == 0:
         plot_run_summary(folder / "timeseries.csv", folder / "summary.png", case.name)
+        render_run(folder)
+        if case.output.format == "xdmf":
+            write_paraview_script(folder)
     log.info("done in %.1f s: %d steps, %d Newton iterations, V = %.4f V, Li balance %.2e",
              metrics["wall_time_s"], summary.n_steps, summary.n_newton_total,
              metrics["anode_potential_V_final"], metrics["li_balance_rel_error"])

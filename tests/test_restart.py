@@ -11,11 +11,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from test_cli_run import CASE, constrict, timeseries
+import pytest
+from test_cli_run import CASE, ROOT, constrict, timeseries
 
 # A long rest with small steps: many checkpoints, time to kill the run in the middle.
 LONGER = ["--set", "protocol.steps[1].duration=400 s", "--set", "solver.dt_max=1 s",
           "--set", "output.checkpoint_every=15"]
+
+
+PARTICLE = ROOT / "cases" / "single_particle.yaml"
+SHORT = ["--set", "protocol.steps[0].duration=30 s", "--set", "geometry.mesh.size_surface=0.1 um"]
 
 
 def kill_after_checkpoints(work: Path, count: int) -> int:
@@ -55,10 +60,18 @@ def test_v7_restart_after_kill_equals_uninterrupted_run(tmp_path: Path) -> None:
                                                                 rtol=1e-10), key
 
 
-def test_restart_refuses_a_different_case(tmp_path: Path) -> None:
-    first = constrict("run", str(CASE), "-o", "run", cwd=tmp_path)
+def test_restart_of_a_finished_run_changes_nothing_and_refuses_another_case(
+        tmp_path: Path) -> None:
+    # A single particle ending on a galvanostatic step: its potential depends on the drive.
+    first = constrict("run", str(PARTICLE), "-o", "run", *SHORT, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
-    other = constrict("run", str(CASE), "-o", "run", "--restart", "--set", "temperature=55 degC",
-                      cwd=tmp_path)
+    before = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    again = constrict("run", str(PARTICLE), "-o", "run", "--restart", *SHORT, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    after = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for key in ("anode_potential_V_final", "capacity_alloy_mAh_per_g", "n_steps"):
+        assert after[key] == pytest.approx(before[key], rel=1e-12), key
+    other = constrict("run", str(PARTICLE), "-o", "run", "--restart", *SHORT,
+                      "--set", "temperature=55 degC", cwd=tmp_path)
     assert other.returncode == 2
     assert "differs" in other.stderr

@@ -13,6 +13,7 @@ from dolfinx import fem
 
 from meshes import build_mesh
 from solver.config import CaseConfig, case_materials, load_case
+from solver.coupling import ChemoMechanicalProblem
 from solver.geometry import mesh_spec
 from solver.materials import theta_at_potential
 from solver.problem import TransportProblem
@@ -24,10 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 V2_CASE = ROOT / "cases" / "validation" / "v2_sphere.yaml"
 
 
-def solve(case: CaseConfig, cache: Path) -> tuple[TransportProblem, TimeStepper]:
+def solve_problem(case: CaseConfig, cache: Path, coupled: bool = False):
+    """Build and run a single-particle case; the transport (or coupled) problem and stepper."""
     materials = case_materials(case)
     tagged = build_mesh(mesh_spec(case, materials), MPI.COMM_WORLD, cache, progress=False)
     problem = TransportProblem(tagged, case, materials)
+    if coupled:
+        problem = ChemoMechanicalProblem(problem, case, materials)
     stepper = TimeStepper(problem, case.solver, lambda record: None)
     stepper.run(protocol_segments(case.protocol))
     return problem, stepper
@@ -37,7 +41,7 @@ def v2_errors(size: float, cache: Path) -> tuple[float, float]:
     """(relative L2 error, max nodal error / max θ) against Carslaw & Jaeger §9.3."""
     case = load_case(V2_CASE, [f"geometry.mesh.size_surface={size} um",
                                f"geometry.mesh.size_bulk={size} um"])
-    problem, stepper = solve(case, cache)
+    problem, stepper = solve_problem(case, cache)
     host = problem.hosts[0]
     card = host.card.host
     influx = (Q_(case.protocol.steps[0].current_density, "A/m^2") / (F * card.c_max)).m_as("um/s")
@@ -75,7 +79,7 @@ def test_potentiostatic_hold_reaches_the_ocv_equilibrium(tmp_path) -> None:
         "materials.overrides.Si={D0: '1e-15 m^2/s', D1: '1e-15 m^2/s'}",
         "geometry.mesh.size_surface=0.1 um", "geometry.mesh.size_bulk=0.1 um",
         "solver.dt_max=600 s"])
-    problem, _ = solve(case, tmp_path)
+    problem, _ = solve_problem(case, tmp_path)
     low, high = problem.theta_range()["Si"]
     expected = theta_at_potential(problem.hosts[0].card, 0.3)
     assert low == pytest.approx(expected, abs=1e-4)
