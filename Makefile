@@ -33,9 +33,15 @@ test: setup test-serial test-mpi
 test-serial: setup
 	$(PY) -m pytest -m "not mpi" -q
 
-# MPI tests run under mpirun -n 2; only rank 0 reports.
+# MPI tests run under mpirun -n 2, one file per mpirun: all files in one process hung at
+# exit now and then (both ranks spinning after the last test; not yet understood), each
+# file alone never did. The timeout turns a hang into a failure instead of a stuck CI.
+MPI_TESTS = $(shell grep -l "pytest.mark.mpi" tests/test_*.py)
 test-mpi: setup
-	$(MPIRUN) -n 2 $(PY) -m pytest -m mpi -q -p no:cacheprovider
+	@set -e; for file in $(MPI_TESTS); do \
+	  echo "mpirun -n 2 pytest $$file"; \
+	  timeout 600 $(MPIRUN) -n 2 $(PY) -m pytest -m mpi -q -p no:cacheprovider $$file; \
+	done
 
 # Benchmarks write JSON (output/bench/benchmarks.json); timings are never test assertions.
 bench: setup

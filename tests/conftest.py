@@ -63,3 +63,4 @@ def case_with(protocol_steps: list[dict], overrides: dict | None = None,
 @pytest.fixture
 def comm() -> MPI.Comm:
     return MPI.COMM_WORLD
+
