@@ -330,18 +330,24 @@ def validate_case(data: dict[str, Any], source: str = "case") -> CaseConfig:
     return case
 
 
+def read_yaml_mapping(path: Path, what: str,
+                      error: type[Exception] = CaseError) -> dict[str, Any]:
+    """The top-level mapping of a YAML file; `error` names the file's problem."""
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as problem:
+        raise error(f"{path} is not valid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a mapping at the top level")
+    return data
+
+
 def load_case(path: Path, assignments: list[str] | None = None) -> CaseConfig:
     """Read, override (``--set``) and validate a case file. Builds nothing."""
     path = Path(path)
-    if not path.is_file():
-        raise CaseError(f"case file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise CaseError(f"{path} is not valid YAML: {error}") from None
-    if not isinstance(data, dict):
-        raise CaseError(f"{path}: expected a mapping of case sections at the top level")
-    data = copy.deepcopy(data)
+    data = copy.deepcopy(read_yaml_mapping(path, "case file"))
     for assignment in assignments or []:
         set_dotted(data, assignment)
     return validate_case(data, str(path))

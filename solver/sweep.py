@@ -56,6 +56,7 @@ from solver.config import (
     CaseConfig,
     CaseError,
     format_validation_error,
+    read_yaml_mapping,
     set_dotted,
     validate_case,
 )
@@ -179,7 +180,7 @@ def load_sweep(path: Path) -> Sweep:
     path = Path(path)
     settings = _read_settings(path)
     base = settings.base if settings.base.is_absolute() else path.parent / settings.base
-    base_data = _read_yaml_mapping(base, f"{path}: base")
+    base_data = read_yaml_mapping(base, f"{path}: base:", SweepError)
     name = settings.name or path.stem
     parameter_sets = _parameter_sets(settings, path)
     axes = list(settings.axes) if settings.mode == "grid" else _varying_keys(parameter_sets)
@@ -201,20 +202,8 @@ def load_sweep(path: Path) -> Sweep:
     return Sweep(name, path, base, settings.mode, axes, runs, settings)
 
 
-def _read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise SweepError(f"{what}: {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise SweepError(f"{path} is not valid YAML: {error}") from None
-    if not isinstance(data, dict):
-        raise SweepError(f"{path}: expected a mapping at the top level")
-    return data
-
-
 def _read_settings(path: Path) -> SweepFile:
-    data = _read_yaml_mapping(path, "sweep file")
+    data = read_yaml_mapping(path, "sweep file:", SweepError)
     try:
         return SweepFile.model_validate(data)
     except ValidationError as error:
