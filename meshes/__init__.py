@@ -8,10 +8,11 @@ from mpi4py import MPI  # noqa: F401  (import order matters, see docstring)
 
 from meshes.cache import MESH_FORMAT_VERSION, TaggedMesh, build_mesh, mesh_path, write_mesh
 from meshes.packing import Packing, pack
-from meshes.spec import ElectrolyteLayer, ParticleFamily, ScaffoldSpec, SingleParticleSpec
+from meshes.spec import Coating, ElectrolyteLayer, ParticleFamily, ScaffoldSpec, SingleParticleSpec
 
 __all__ = [
     "MESH_FORMAT_VERSION",
+    "Coating",
     "ElectrolyteLayer",
     "Packing",
     "ParticleFamily",

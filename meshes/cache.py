@@ -26,10 +26,10 @@ import numpy as np
 from dolfinx.io.gmsh import model_to_mesh
 from scipy.spatial import cKDTree
 
-from meshes.microstructure import build_scaffold
+from meshes.microstructure import COATED_ALGORITHMS, build_scaffold
 from meshes.packing import Packing, pack
 from meshes.single_particle import build_single_particle, single_particle_packing
-from meshes.spec import ROLES, ScaffoldSpec, SingleParticleSpec
+from meshes.spec import ROLES, ParticleFamily, ScaffoldSpec, SingleParticleSpec
 
 MESH_FORMAT_VERSION = 1
 
@@ -59,7 +59,11 @@ class TaggedMesh:
 def mesh_path(spec: Spec, cache_dir: Path) -> Path:
     """Cache file of `spec`: <kind>-<sha256 of the spec and format version>.msh."""
     kind = "scaffold" if isinstance(spec, ScaffoldSpec) else "particle"
-    payload = {"kind": kind, "version": MESH_FORMAT_VERSION, "spec": dataclasses.asdict(spec)}
+    fields = dataclasses.asdict(spec)
+    for family in fields.get("families", []):
+        if family["coating"] is None:  # uncoated families hash as before coatings existed
+            del family["coating"]
+    payload = {"kind": kind, "version": MESH_FORMAT_VERSION, "spec": fields}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     return Path(cache_dir) / f"{kind}-{digest[:20]}.msh"
 
@@ -89,6 +93,59 @@ def _write_atomic(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
+class _CoatedMeshError(RuntimeError):
+    """gmsh failed on a model with coated surfaces (another 2D algorithm may succeed)."""
+
+
+def _generate(
+    spec: Spec, packing: Packing, path: Path, gmsh_output: bool, algorithm: int, t_pack: float, info
+) -> tuple[int, float, float]:
+    """Build and mesh the model of `spec` in a gmsh session of its own and write it
+    (atomically, sidecar first); the surfaces of coated particles are meshed with gmsh 2D
+    `algorithm`. Returns (cells, t_geometry, t_mesh)."""
+    start = time.perf_counter()
+    with _gmsh_session(path.stem, gmsh_output):
+        for option, value in {
+            "Mesh.MeshSizeExtendFromBoundary": 0,
+            "Mesh.MeshSizeFromPoints": 0,
+            "Mesh.MeshSizeFromCurvature": 0,
+            "Mesh.ElementOrder": 1,
+            # HXT: about twice as fast as the default Delaunay here, with fewer slivers
+            "Mesh.Algorithm3D": 10,
+            "Mesh.MshFileVersion": 4.1,
+        }.items():
+            gmsh.option.setNumber(option, value)
+        coated: list[int] = []
+        if isinstance(spec, ScaffoldSpec):
+            regions, interfaces, coated = build_scaffold(spec, packing)
+        else:
+            regions, interfaces = build_single_particle(spec)
+        for surface in coated:
+            gmsh.model.mesh.setAlgorithm(2, surface, algorithm)
+        t_geo = time.perf_counter() - start
+        info("geometry built in %.1f s, meshing", t_geo)
+        try:
+            gmsh.model.mesh.generate(3)
+        except Exception as error:  # gmsh raises plain Exception
+            if coated:
+                raise _CoatedMeshError() from error
+            raise
+        n_cells = sum(len(t) for t in gmsh.model.mesh.getElements(3)[1])
+        t_mesh = time.perf_counter() - start - t_geo
+        sidecar = {
+            "format_version": MESH_FORMAT_VERSION,
+            "spec_type": type(spec).__name__,
+            "spec": dataclasses.asdict(spec),
+            "packing": packing.to_dict(),
+            "regions": regions,
+            "interfaces": interfaces,
+            "stats": {"cells": n_cells, "t_packing": t_pack, "t_geometry": t_geo, "t_mesh": t_mesh},
+        }
+        _write_atomic(path.with_suffix(".json"), lambda p: p.write_text(json.dumps(sidecar)))
+        _write_atomic(path, lambda p: gmsh.write(str(p)))
+    return n_cells, t_geo, t_mesh
+
+
 def write_mesh(
     spec: Spec, cache_dir: Path, progress: bool = True, gmsh_output: bool = False
 ) -> Path:
@@ -109,37 +166,23 @@ def write_mesh(
     else:
         packing = single_particle_packing(spec)
     t_pack = time.perf_counter() - start
-    with _gmsh_session(path.stem, gmsh_output):
-        for option, value in {
-            "Mesh.MeshSizeExtendFromBoundary": 0,
-            "Mesh.MeshSizeFromPoints": 0,
-            "Mesh.MeshSizeFromCurvature": 0,
-            "Mesh.ElementOrder": 1,
-            # HXT: about twice as fast as the default Delaunay here, with fewer slivers
-            "Mesh.Algorithm3D": 10,
-            "Mesh.MshFileVersion": 4.1,
-        }.items():
-            gmsh.option.setNumber(option, value)
-        if isinstance(spec, ScaffoldSpec):
-            regions, interfaces = build_scaffold(spec, packing)
-        else:
-            regions, interfaces = build_single_particle(spec)
-        t_geo = time.perf_counter() - start - t_pack
-        info("geometry built in %.1f s, meshing", t_geo)
-        gmsh.model.mesh.generate(3)
-        n_cells = sum(len(t) for t in gmsh.model.mesh.getElements(3)[1])
-        t_mesh = time.perf_counter() - start - t_pack - t_geo
-        sidecar = {
-            "format_version": MESH_FORMAT_VERSION,
-            "spec_type": type(spec).__name__,
-            "spec": dataclasses.asdict(spec),
-            "packing": packing.to_dict(),
-            "regions": regions,
-            "interfaces": interfaces,
-            "stats": {"cells": n_cells, "t_packing": t_pack, "t_geometry": t_geo, "t_mesh": t_mesh},
-        }
-        _write_atomic(path.with_suffix(".json"), lambda p: p.write_text(json.dumps(sidecar)))
-        _write_atomic(path, lambda p: gmsh.write(str(p)))
+    # a failed gmsh run stays locked ("I'm busy!") until gmsh is finalised: a retry with
+    # another 2D algorithm on coated surfaces needs a session of its own
+    retries = len(COATED_ALGORITHMS) - 1 if not gmsh.isInitialized() else 0
+    for attempt in range(retries + 1):
+        try:
+            n_cells, t_geo, t_mesh = _generate(
+                spec, packing, path, gmsh_output, COATED_ALGORITHMS[attempt], t_pack, info
+            )
+            break
+        except _CoatedMeshError as error:
+            if attempt == retries:
+                raise error.__cause__ from None
+            info(
+                "meshing failed (%s); again with 2D algorithm %d on the coated surfaces",
+                error.__cause__,
+                COATED_ALGORITHMS[attempt + 1],
+            )
     info(
         "mesh written: %s (%d cells; packing %.1f s, geometry %.1f s, meshing %.1f s)",
         path,
@@ -167,12 +210,15 @@ def _particle_of_cell(
     cell_values: np.ndarray,
     cell_material: dict[int, str],
     packing: Packing,
-    particle_material: list[str],
+    particle_parts: list[list[tuple[str, float]]],
 ) -> np.ndarray:
-    """Index of the sphere each local cell lies in: among the spheres of the cell's
-    material, the one with the smallest |x - c| - r at the cell midpoint; -1 elsewhere."""
+    """Index of the sphere each local cell lies in: among the spheres with a part of the
+    cell's material, the one with the smallest |x - c| - r at the cell midpoint; -1
+    elsewhere. particle_parts[i] lists (material, radius) of sphere i's parts: the sphere
+    itself, or its coating (radius r) and core (radius r - thickness)."""
     result = np.full(len(cell_values), -1, dtype=np.int64)
-    for material in sorted(set(particle_material)):
+    materials = {m for parts in particle_parts for m, _ in parts}
+    for material in sorted(materials):
         tags = [tag for tag, m in cell_material.items() if m == material]
         cells = np.flatnonzero(np.isin(cell_values, tags)).astype(np.int32)
         if len(cells) == 0:
@@ -180,9 +226,12 @@ def _particle_of_cell(
         x = dolfinx.mesh.compute_midpoints(mesh, mesh.topology.dim, cells)
         tree = cKDTree(x)
         depth = np.full(len(cells), np.inf)
-        for i in np.flatnonzero(np.asarray(particle_material) == material):
+        spheres = [
+            (i, r) for i, parts in enumerate(particle_parts) for m, r in parts if m == material
+        ]
+        for i, r in spheres:
             # a midpoint lies in its (faceted, hence inscribed) sphere: search within r
-            c, r = packing.centres[i], packing.radii[i]
+            c = packing.centres[i]
             hits = np.asarray(tree.query_ball_point(c, 1.001 * r), dtype=np.int64)
             d = np.linalg.norm(x[hits] - c, axis=1) - r
             better = d < depth[hits]
@@ -215,12 +264,14 @@ def build_mesh(spec: Spec, comm: MPI.Comm, cache_dir: Path, progress: bool = Tru
         tag: name.split(":")[-1] for name, tag in regions.items() if name.split(":")[0] in ROLES
     }
     if isinstance(spec, ScaffoldSpec):
-        particle_material = [spec.families[k].material for k in packing.family]
+        particle_parts = [
+            _parts(spec.families[k], r) for k, r in zip(packing.family, packing.radii, strict=True)
+        ]
     else:
-        particle_material = [spec.material]
+        particle_parts = [[(spec.material, float(packing.radii[0]))]]
     cell_values = _local_cell_values(data.mesh, data.cell_tags)
     particle_of_cell = _particle_of_cell(
-        data.mesh, cell_values, cell_material, packing, particle_material
+        data.mesh, cell_values, cell_material, packing, particle_parts
     )
     info(
         "mesh read on %d rank(s) in %.1f s: %d cells",
@@ -238,6 +289,13 @@ def build_mesh(spec: Spec, comm: MPI.Comm, cache_dir: Path, progress: bool = Tru
         particle_of_cell=particle_of_cell,
         source=path,
     )
+
+
+def _parts(family: ParticleFamily, r: float) -> list[tuple[str, float]]:
+    """(material, outer radius) of the parts of a sphere of `family` with radius r."""
+    if family.coating is None:
+        return [(family.material, float(r))]
+    return [(family.coating.material, float(r)), (family.material, float(r) - family.thickness)]
 
 
 def _local_cell_values(mesh: dolfinx.mesh.Mesh, cell_tags: dolfinx.mesh.MeshTags) -> np.ndarray:

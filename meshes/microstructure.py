@@ -9,10 +9,18 @@ contact caps). The plane z=height also splits those particles; both pieces belon
 same region. Overlap lenses are cut from the sphere of higher parent index before the
 fragment, so particles are disjoint and no thin lens volume has to be meshed.
 
+Coated particles (a family with a `coating`): the sphere of radius r is the shell (region
+of the coating material), a concentric core sphere of radius r - t (region of the family's
+material) joins the same fragment, which splits the particle into core and shell with a
+conforming core-shell surface. The packing keeps cores off every other sphere and the
+floor, so a core touches only its own shell (and the lateral faces where it is clipped).
+
 Physical groups (names -> tags) are described in `docs/meshes.md`.
 """
 
 from __future__ import annotations
+
+import logging
 
 import gmsh
 import numpy as np
@@ -21,7 +29,15 @@ from scipy.spatial.transform import Rotation
 from meshes.packing import Packing
 from meshes.spec import ScaffoldSpec
 
+log = logging.getLogger("constrict.meshes")
+
 ROLE_LETTER = {"host": "H", "conductor": "C", "insulator": "N"}
+COATING_SIZE = 2.0  # element size on coated particles: at most this x the coating thickness
+# gmsh Mesh.Algorithm for the fine surfaces of coated particles, tried in turn until the
+# volume mesh succeeds (meshes.cache.write_mesh): Delaunay, MeshAdapt, Frontal-Delaunay.
+# Each of them folded some small core cap cut by a box plane onto the plane (HXT then
+# fails), each in other cases. Other surfaces keep gmsh's default.
+COATED_ALGORITHMS = (5, 1, 6)
 
 # A region label: ("particle", role, material), ("pore",) or ("electrolyte", i, material).
 Label = tuple
@@ -58,10 +74,13 @@ def _order(label: Label) -> tuple:
     return (2, 0, "")
 
 
-def build_scaffold(spec: ScaffoldSpec, packing: Packing) -> tuple[dict[str, int], dict[str, int]]:
+def build_scaffold(
+    spec: ScaffoldSpec, packing: Packing
+) -> tuple[dict[str, int], dict[str, int], list[int]]:
     """Build the geometry, physical groups and size field in the current gmsh model.
 
-    Returns (regions, interfaces): physical name -> tag for cells and facets.
+    Returns (regions, interfaces, coated): physical name -> tag for cells and facets, and
+    the sphere surfaces of coated particles (their 2D algorithm: COATED_ALGORITHMS).
     """
     occ = gmsh.model.occ
     boxes = [occ.addBox(0, 0, 0, spec.lx, spec.ly, spec.height)]
@@ -76,14 +95,15 @@ def build_scaffold(spec: ScaffoldSpec, packing: Packing) -> tuple[dict[str, int]
         neighbours[a].append(b)
         neighbours[b].append(a)
     spheres = []
+    cores: dict[int, int] = {}  # sphere index -> core volume (coated particles)
     for i, (c, r) in enumerate(zip(packing.centres, packing.radii, strict=True)):
         rims = _rims(i, packing, neighbours[i], spec)
-        frame = _seam_frame(*rims, np.random.default_rng([spec.seed, i]))
-        tag = occ.addSphere(*c, r)
-        rotvec = Rotation.from_matrix(frame).as_rotvec()
-        if np.linalg.norm(rotvec) > 0:  # a rotation (not a general transform) keeps it a sphere
-            occ.rotate([(3, tag)], *c, *rotvec, np.linalg.norm(rotvec))
-        spheres.append(tag)
+        spheres.append(_sphere(c, r, _seam_frame(*rims, np.random.default_rng([spec.seed, i]))))
+        t = spec.families[packing.family[i]].thickness
+        if t > 0:  # the core meets only box planes (packing): a frame of its own
+            rims = _rims(i, packing, [], spec, r - t)
+            frame = _seam_frame(*rims, np.random.default_rng([spec.seed, i, 1]))
+            cores[i] = _sphere(c, r - t, frame)
     particles: list[list[int]] = [[s] for s in spheres]
     for j, near in enumerate(neighbours):
         lower = [(3, spheres[i]) for i in near if packing.parent[i] < packing.parent[j]]
@@ -92,18 +112,26 @@ def build_scaffold(spec: ScaffoldSpec, packing: Packing) -> tuple[dict[str, int]
             particles[j] = [v for _, v in out]
     tools = [(3, v) for vols in particles for v in vols]
     owner = [i for i, vols in enumerate(particles) for _ in vols]
+    core_owner = sorted(cores)
+    tools += [(3, cores[i]) for i in core_owner]
     _, pieces = occ.fragment([(3, b) for b in boxes], tools)
     occ.synchronize()
 
-    # label each piece by the box and the particle that contain it
+    # label each piece by the box, the particle and the core that contain it
     in_box: dict[int, int] = {}
     in_sphere: dict[int, int] = {}
+    in_core: dict[int, int] = {}
     for k, out in enumerate(pieces):
         for _, v in out:
             if k < len(boxes):
                 in_box[v] = k
-            else:
+            elif k < len(boxes) + len(owner):
                 in_sphere[v] = owner[k - len(boxes)]
+            else:
+                in_core[v] = core_owner[k - len(boxes) - len(owner)]
+    stray = [v for v, i in in_core.items() if in_sphere.get(v) != i]
+    if stray:  # the packing keeps every core inside its own particle
+        raise RuntimeError(f"core volumes {stray} stick out of their particles")
     outside = [(3, v) for v in in_sphere if v not in in_box]
     occ.remove(outside, recursive=True)
     occ.synchronize()
@@ -112,14 +140,25 @@ def build_scaffold(spec: ScaffoldSpec, packing: Packing) -> tuple[dict[str, int]
     for v, k in in_box.items():
         if v in in_sphere:
             fam = spec.families[packing.family[in_sphere[v]]]
-            labels[v] = ("particle", fam.role, fam.material)
+            if fam.coating is not None and v not in in_core:
+                labels[v] = ("particle", fam.coating.role, fam.coating.material)
+            else:
+                labels[v] = ("particle", fam.role, fam.material)
         elif k == 0:
             labels[v] = ("pore",)
         else:
             labels[v] = ("electrolyte", k - 1, spec.layers[k - 1].material)
 
-    # regions in a fixed order: particle materials by family, pore, SE layers bottom first
-    region_order = [("particle", f.role, f.material) for f in spec.families] + [("pore",)]
+    # regions in a fixed order: particle materials by family (coating, then core), pore,
+    # SE layers bottom first
+    region_order = [
+        label
+        for f in spec.families
+        for label in (
+            [("particle", f.coating.role, f.coating.material)] if f.coating is not None else []
+        )
+        + [("particle", f.role, f.material)]
+    ] + [("pore",)]
     region_order += [("electrolyte", i, layer.material) for i, layer in enumerate(spec.layers)]
     regions: dict[str, int] = {}
     for label in region_order:
@@ -143,17 +182,54 @@ def build_scaffold(spec: ScaffoldSpec, packing: Packing) -> tuple[dict[str, int]
         tag = len(regions) + len(interfaces) + 1
         interfaces[name] = gmsh.model.addPhysicalGroup(2, facets[name], tag, name=name)
 
-    surfaces = [s for _, s in gmsh.model.getEntities(2) if gmsh.model.getType(2, s) == "Sphere"]
-    _size_field(surfaces, spec.size_surface, spec.size_bulk, float(packing.radii.max()))
-    return regions, interfaces
+    # element size: size_surface on sphere surfaces, finer on coated particles (outer and
+    # core surfaces) where the coating is thin
+    particle_size = [
+        min(spec.size_surface, COATING_SIZE * f.thickness) if f.coating else spec.size_surface
+        for f in (spec.families[k] for k in packing.family)
+    ]
+    for f in spec.families:
+        if f.coating is not None and COATING_SIZE * f.thickness < spec.size_surface:
+            log.info(
+                "%s particles: coating %g um thin, surfaces meshed at %g um (size_surface %g um)",
+                f.material,
+                f.thickness,
+                COATING_SIZE * f.thickness,
+                spec.size_surface,
+            )
+    groups: dict[float, list[int]] = {}
+    coated = []
+    for _, s in gmsh.model.getEntities(2):
+        if gmsh.model.getType(2, s) != "Sphere":
+            continue
+        up = gmsh.model.getAdjacencies(2, s)[0]
+        size = min(
+            (particle_size[in_sphere[v]] for v in up if v in in_sphere), default=spec.size_surface
+        )
+        groups.setdefault(size, []).append(s)
+        if any(spec.families[packing.family[in_sphere[v]]].coating for v in up if v in in_sphere):
+            coated.append(s)
+    _size_field(groups, spec.size_bulk, float(packing.radii.max()))
+    return regions, interfaces, coated
+
+
+def _sphere(c: np.ndarray, r: float, frame: np.ndarray) -> int:
+    """An OpenCASCADE sphere with its poles and seam turned by `frame` (see _seam_frame)."""
+    tag = gmsh.model.occ.addSphere(*c, r)
+    rotvec = Rotation.from_matrix(frame).as_rotvec()
+    if np.linalg.norm(rotvec) > 0:  # a rotation (not a general transform) keeps it a sphere
+        gmsh.model.occ.rotate([(3, tag)], *c, *rotvec, np.linalg.norm(rotvec))
+    return tag
 
 
 def _rims(
-    i: int, packing: Packing, neighbours: list[int], spec: ScaffoldSpec
+    i: int, packing: Packing, neighbours: list[int], spec: ScaffoldSpec, r: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Circles where sphere i meets its neighbours and the box planes, as unit axis n_k
-    and angular radius beta_k (points x of the unit sphere with n_k . x = cos beta_k)."""
-    c, r = packing.centres[i], packing.radii[i]
+    """Circles where sphere i (or a concentric sphere of radius r) meets its neighbours and
+    the box planes, as unit axis n_k and angular radius beta_k (points x of the unit sphere
+    with n_k . x = cos beta_k)."""
+    c = packing.centres[i]
+    r = packing.radii[i] if r is None else r
     axes, cosines = [], []
     for j in neighbours:
         dv = packing.centres[j] - c
@@ -212,18 +288,26 @@ def _boundary_name(surface: int, spec: ScaffoldSpec, eps: float) -> str:
     raise RuntimeError(f"gmsh surface {surface} lies on the boundary but not on a box face")
 
 
-def _size_field(surfaces: list[int], size_surface: float, size_bulk: float, r_max: float) -> None:
-    """Element size size_surface on the particle surfaces, growing linearly to size_bulk
-    at a distance 2 x size_bulk from them."""
+def _size_field(groups: dict[float, list[int]], size_bulk: float, r_max: float) -> None:
+    """Element size s on the particle surfaces of each group {s: surfaces}, growing
+    linearly to size_bulk at a distance 2 x size_bulk from them (the smallest wins)."""
     field = gmsh.model.mesh.field
-    distance = field.add("Distance")
-    field.setNumbers(distance, "SurfacesList", surfaces)
-    # sample points per parametric direction of each surface: a few per surface element
-    field.setNumber(distance, "Sampling", int(np.clip(2 * np.pi * r_max / size_surface, 10, 100)))
-    threshold = field.add("Threshold")
-    field.setNumber(threshold, "InField", distance)
-    field.setNumber(threshold, "SizeMin", size_surface)
-    field.setNumber(threshold, "SizeMax", size_bulk)
-    field.setNumber(threshold, "DistMin", 0.0)
-    field.setNumber(threshold, "DistMax", 2 * size_bulk)
-    field.setAsBackgroundMesh(threshold)
+    thresholds = []
+    for size, surfaces in sorted(groups.items(), reverse=True):
+        distance = field.add("Distance")
+        field.setNumbers(distance, "SurfacesList", surfaces)
+        # sample points per parametric direction of each surface: a few per surface element
+        field.setNumber(distance, "Sampling", int(np.clip(2 * np.pi * r_max / size, 10, 100)))
+        threshold = field.add("Threshold")
+        field.setNumber(threshold, "InField", distance)
+        field.setNumber(threshold, "SizeMin", size)
+        field.setNumber(threshold, "SizeMax", size_bulk)
+        field.setNumber(threshold, "DistMin", 0.0)
+        field.setNumber(threshold, "DistMax", 2 * size_bulk)
+        thresholds.append(threshold)
+    if len(thresholds) == 1:
+        field.setAsBackgroundMesh(thresholds[0])
+    elif thresholds:
+        smallest = field.add("Min")
+        field.setNumbers(smallest, "FieldsList", thresholds)
+        field.setAsBackgroundMesh(smallest)

@@ -26,6 +26,12 @@ Algorithm (laterally periodic, floor at z=0, SE above z=height):
    the last fraction of a particle is made up by scaling all radii (by < 2 %, so radii can
    leave the truncation range by that much).
 
+Coated particles (a family with a `coating` of thickness t) are packed as whole spheres;
+their contacts are overlaps of the shells only: the pair overlap and the depth into the
+floor stay below min(overlap * min(r), COATED_CONTACT * t) (t the thinner coating of the
+pair), so a core keeps >= (1 - COATED_CONTACT) t from every other sphere and the floor.
+Their cores (radius r - t) also obey the near-tangency rule against the planes and edges.
+
 Limits: Jacobi relaxation jams well below random close packing: with overlap = 0.05,
 fractions up to about 0.5 pack in seconds, 0.55 only sometimes; ValueError otherwise.
 Particles may be supported only through periodic neighbours (see `Packing.isolated`).
@@ -58,6 +64,7 @@ CANDIDATES = 24
 MAX_FRACTION = 0.6  # targets above are refused at once
 MAX_FAILURES = 5  # relaxations in a row that fail: the target is too dense
 STALL, SHAKE = 50, 0.05  # sweeps without progress before shaking; shake size x r
+COATED_CONTACT = 0.5  # largest contact overlap of a coated particle, x its coating thickness
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,8 @@ class _Packer:
         self.r = np.empty(0)
         self.fam = np.empty(0, int)
         self.shares = np.array([f.volume_share for f in spec.families])
+        # coating thickness of each family; np.inf without a coating (no limit on contacts)
+        self.coat = np.array([f.thickness if f.coating else np.inf for f in spec.families])
         self.box_volume = spec.lx * spec.ly * spec.height
         rmax = spec.max_radius
         self.cutoff = 2.2 * rmax  # pair search radius
@@ -233,6 +242,8 @@ class _Packer:
         s = self.spec
         cand = self.rng.random((CANDIDATES, 3)) * [s.lx, s.ly, 1.0]
         zlo = r * (1 - PULL_TO * s.overlap)
+        if np.isfinite(self.coat[k]):
+            zlo = r - PULL_TO * min(s.overlap * r, COATED_CONTACT * self.coat[k])
         cand[:, 2] = zlo + cand[:, 2] * (self._zmax(r) - zlo)
         if len(self.r):
             dv = self._min_image(self.c[None, :, :] - cand[:, None, :])
@@ -269,7 +280,26 @@ class _Packer:
         i, j, dv = self._pairs()
         d = np.linalg.norm(dv, axis=1)
         rmin = np.minimum(self.r[i], self.r[j])
-        return i, j, dv, d, self.r[i] + self.r[j] - d, self.spec.overlap * rmin, MIN_GAP * rmin
+        hmax = self.spec.overlap * rmin
+        t = self.coat[self.fam]
+        coated = np.isfinite(np.minimum(t[i], t[j]))
+        if coated.any():  # only shells overlap (module docstring)
+            hmax[coated] = np.minimum(hmax, COATED_CONTACT * np.minimum(t[i], t[j]))[coated]
+        return i, j, dv, d, self.r[i] + self.r[j] - d, hmax, MIN_GAP * rmin
+
+    def _floor_hmax(self) -> np.ndarray:
+        """Largest depth of each sphere into the floor z=0."""
+        hmax = self.spec.overlap * self.r
+        t = self.coat[self.fam]
+        coated = np.isfinite(t)
+        hmax[coated] = np.minimum(hmax, COATED_CONTACT * t)[coated]
+        return hmax
+
+    def _cores(self) -> tuple[np.ndarray, np.ndarray]:
+        """Coated particles and their core radii."""
+        t = self.coat[self.fam]
+        k = np.flatnonzero(np.isfinite(t))
+        return k, self.r[k] - t[k]
 
     def _planes(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, int | None]]:
         """Distance e from points x to the plane z=height, the lateral planes and the lateral
@@ -310,6 +340,10 @@ class _Packer:
         r = self.r
         every = np.arange(len(r))
         features = [(every, e, r, BAND * r, direction) for e, direction, _ in self._planes(self.c)]
+        k, rc = self._cores()
+        if len(k):
+            planes = self._planes(self.c[k])
+            features += [(k, e, rc, BAND * rc, direction) for e, direction, _ in planes]
         i, j, centre, a, u = self._circles(contacts)
         for e, direction, axis in self._planes(centre):
             if axis is not None:
@@ -327,7 +361,7 @@ class _Packer:
         bad = c[:, 2] > self._zmax(r) + 1e-9
         pair = _contact_violations(h, hmax, gap)
         bad[i[pair]] = bad[j[pair]] = True
-        bad |= _contact_violations(r - c[:, 2], self.spec.overlap * r, MIN_GAP * r)
+        bad |= _contact_violations(r - c[:, 2], self._floor_hmax(), MIN_GAP * r)
         for k, e, rho, band, _ in self._features(contacts):
             bad[k[np.abs(rho - e) < band]] = True
         return bad
@@ -352,7 +386,8 @@ class _Packer:
         i, j, dv, d, h, hmax, gap = contacts
         hf = r - c[:, 2]
         target = _contact_targets(h, hmax, gap)
-        target_f = _contact_targets(hf, s.overlap * r, MIN_GAP * r)
+        hmax_f = self._floor_hmax()
+        target_f = _contact_targets(hf, hmax_f, MIN_GAP * r)
         # a particle without support (no contact, not on the floor, not held by the SE)
         # is pulled onto its nearest neighbour or the floor, whichever is closer
         supported = (hf > 0) | (c[:, 2] + r > s.height)
@@ -366,7 +401,9 @@ class _Packer:
         lonely = np.flatnonzero(~supported)
         to_floor = lonely[-hf[lonely] <= nearest_gap[lonely]]
         to_pair = nearest_pair[np.setdiff1d(lonely, to_floor)]
-        target_f[to_floor] = s.overlap * PULL_TO * r[to_floor]
+        # (uncoated spheres: the same numbers, in the original floating-point order)
+        coated = np.isfinite(self.coat[self.fam])
+        target_f[to_floor] = np.where(coated, PULL_TO * hmax_f, s.overlap * PULL_TO * r)[to_floor]
         target[to_pair] = PULL_TO * hmax[to_pair]
         move = (0.5 * (target - h) / d)[:, None] * dv
         project(i, move, target != h)
@@ -380,7 +417,7 @@ class _Packer:
         c += disp / np.maximum(cnt, 1)[:, None]
         # hard walls: the floor (at most h_max deep) and the lid (centres below z=height,
         # spheres below the top of the first SE layer)
-        c[:, 2] = np.clip(c[:, 2], r * (1 - s.overlap), self._zmax(r))
+        c[:, 2] = np.clip(c[:, 2], np.where(coated, r - hmax_f, r * (1 - s.overlap)), self._zmax(r))
         c[:, 0] %= s.lx
         c[:, 1] %= s.ly
         return active, len(lonely)

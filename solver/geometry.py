@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from meshes.spec import (
+    Coating,
     ElectrolyteLayer,
     ParticleFamily,
     ScaffoldSpec,
@@ -33,14 +36,30 @@ def mesh_spec(case: CaseConfig,
 
 def particle_families(scaffold: ScaffoldConfig,
                       materials: dict[str, MaterialCard]) -> tuple[ParticleFamily, ...]:
-    """Particle families with volume shares; mass fractions are converted with the densities."""
-    weights = []
-    for family in scaffold.particles:
-        density = materials[family.material].density.m_as("kg/m^3")
-        weights.append(family.fraction / density if scaffold.fraction_basis == "mass"
-                       else family.fraction)
+    """Particle families with volume shares; mass fractions are converted with the densities.
+
+    A coated particle's density is the volume average of core and coating,
+    ρ = φ ρ_core + (1 − φ) ρ_coating, with φ = E[(r − t)³]/E[r³] the expected core volume
+    fraction over the family's radius distribution (`ParticleFamily.core_volume_fraction`).
+    """
+    families, weights = [], []
+    for config in scaffold.particles:
+        coating = None
+        if config.coating is not None:
+            coating = Coating(material=config.coating.material,
+                              thickness=config.coating.thickness,
+                              role=materials[config.coating.material].kind)
+        family = ParticleFamily(material=config.material, role=materials[config.material].kind,
+                                radius_mean=config.radius, radius_std=config.radius_std,
+                                volume_share=1.0, coating=coating)
+        density = materials[config.material].density.m_as("kg/m^3")
+        if coating is not None:
+            core = family.core_volume_fraction()
+            density = (core * density
+                       + (1 - core) * materials[coating.material].density.m_as("kg/m^3"))
+        families.append(family)
+        weights.append(config.fraction / density if scaffold.fraction_basis == "mass"
+                       else config.fraction)
     total = sum(weights)
-    return tuple(ParticleFamily(material=family.material, role=materials[family.material].kind,
-                                radius_mean=family.radius, radius_std=family.radius_std,
-                                volume_share=weight / total)
-                 for family, weight in zip(scaffold.particles, weights, strict=True))
+    return tuple(dataclasses.replace(family, volume_share=weight / total)
+                 for family, weight in zip(families, weights, strict=True))

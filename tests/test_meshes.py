@@ -13,6 +13,7 @@ import pytest
 import ufl
 
 from meshes import (
+    Coating,
     ElectrolyteLayer,
     ParticleFamily,
     ScaffoldSpec,
@@ -206,3 +207,154 @@ def test_cache_reuse(cache_dir):
     changed = build_mesh(other, MPI.COMM_SELF, cache_dir, progress=False)
     assert changed.source != first and changed.source.exists()
     assert not list(cache_dir.glob(".*"))  # no temporary files left
+
+
+# -- coated particles ------------------------------------------------------------------
+
+COATED = ScaffoldSpec(
+    lx=3.0,
+    ly=3.0,
+    height=3.0,
+    families=(
+        ParticleFamily("SiO2", "insulator", 0.6, 0.05, 0.6, coating=Coating("Ag", 0.05)),
+        ParticleFamily("graphite", "host", radius_mean=0.5, radius_std=0.05, volume_share=0.4),
+    ),
+    solid_fraction=0.4,
+    overlap=0.05,
+    layers=(ElectrolyteLayer("LPSCl", 1.0),),
+    size_bulk=0.5,
+    size_surface=0.15,
+    seed=1,
+)
+
+
+@pytest.fixture(scope="session")
+def coated(cache_dir):
+    return build_mesh(COATED, MPI.COMM_SELF, cache_dir, progress=False)
+
+
+def _slab_volume(c: np.ndarray, r: np.ndarray, height: float) -> np.ndarray:
+    """Volume of spheres between z=0 and z=height."""
+    cap = lambda a: np.pi * np.clip(a, 0, 2 * r) ** 2 * (3 * r - np.clip(a, 0, 2 * r)) / 3  # noqa: E731
+    return 4 / 3 * np.pi * r**3 - cap(r - c[:, 2]) - cap(c[:, 2] + r - height)
+
+
+def test_coated_spec_checks():
+    with pytest.raises(ValueError, match="thickness"):
+        ParticleFamily("SiO2", "insulator", 0.6, 0.05, 1.0, coating=Coating("Ag", 0.2))
+    with pytest.raises(ValueError, match="differ"):
+        ParticleFamily("Ag", "host", 0.6, 0.0, 1.0, coating=Coating("Ag", 0.05))
+    with pytest.raises(ValueError, match="two roles"):
+        fams = (COATED.families[0], ParticleFamily("Ag", "conductor", 0.5, 0.0, 0.4))
+        dataclasses.replace(COATED, families=fams)
+    assert COATED.families[1].core_volume_fraction() == 0
+    one = ParticleFamily("SiO2", "insulator", 1.0, 0.0, 1.0, coating=Coating("Ag", 0.1))
+    assert one.core_volume_fraction() == pytest.approx(0.9**3)
+    # a narrow distribution averages (1 - t/r)^3 with weight r^3: close to the mean radius
+    spread = dataclasses.replace(one, radius_std=0.05)
+    assert spread.core_volume_fraction() == pytest.approx(0.9**3, abs=2e-3)
+
+
+def test_coated_packing_keeps_cores_apart():
+    p = pack(COATED)
+    t = np.array([f.thickness for f in COATED.families])[p.family]
+    pairs, h = p.overlaps()
+    coated = (t[pairs] > 0).any(axis=1)
+    assert coated.any()
+    assert np.all(h[coated] <= 0.5 * t[pairs][coated].max(axis=1) + 1e-9)
+    # cores end above the floor
+    core = t > 0
+    assert np.all(p.centres[core, 2] - (p.radii[core] - t[core]) > 0.4 * t[core])
+
+
+def test_coated_scaffold_tags(coated):
+    assert set(coated.regions) == {"host:Ag", "insulator:SiO2", "host:graphite", "pore",
+                                   "electrolyte:0:LPSCl"}
+    assert list(coated.regions)[:3] == ["host:Ag", "insulator:SiO2", "host:graphite"]
+    interior = {"EH:Ag", "EH:graphite", "EP", "HP:Ag", "HP:graphite", "HH:Ag|graphite",
+                "HN:Ag|SiO2"}
+    assert set(coated.interfaces) == EXTERIOR | interior
+    # a core touches its shell only (and the lateral faces where a periodic copy is cut)
+    mesh = coated.mesh
+    mesh.topology.create_connectivity(2, 3)
+    f2c = mesh.topology.connectivity(2, 3)
+    values = np.full(mesh.topology.index_map(3).size_local, -1)
+    values[coated.cell_tags.indices] = coated.cell_tags.values
+    core, shell = coated.regions["insulator:SiO2"], coated.regions["host:Ag"]
+    offsets, links = f2c.offsets, f2c.array
+    n = np.diff(offsets)
+    pairs = np.sort(values[links[offsets[:-1][n == 2][:, None] + [0, 1]]], axis=1)
+    touching = pairs[(pairs == core).any(axis=1)]
+    assert set(map(tuple, touching.tolist())) <= {(min(core, shell), max(core, shell)),
+                                                 (core, core)}
+    facet_values = dict(zip(coated.facet_tags.indices, coated.facet_tags.values, strict=True))
+    boundary = np.flatnonzero(n == 1)
+    outer = [facet_values.get(f) for f in boundary if values[links[offsets[f]]] == core]
+    assert outer, "no core is cut by a lateral face: the check is empty"
+    assert set(outer) <= {coated.interfaces["lateral"]}
+
+
+def test_coated_scaffold_volumes_and_areas(coated):
+    p = coated.particles
+    t = np.array([f.thickness for f in COATED.families])[p.family]
+    orig = np.flatnonzero(p.parent == np.arange(len(p.radii)))
+    c, r, tc = p.centres[orig], p.radii[orig], t[orig]
+    is_coated = tc > 0
+    core_r = r[is_coated] - tc[is_coated]
+    # shell volume below z=height: sphere minus core, minus the lenses a shell gives away
+    # (to a neighbour of lower index) or shares with another shell (counted twice)
+    shells = (_slab_volume(c[is_coated], r[is_coated], COATED.height)
+              - _slab_volume(c[is_coated], core_r, COATED.height)).sum()
+    period = np.array([COATED.lx, COATED.ly])
+    for a, b in zip(*np.triu_indices(len(orig), 1), strict=True):  # originals: lower index first
+        dv = c[b] - c[a]
+        dv[:2] -= period * np.round(dv[:2] / period)
+        d = np.linalg.norm(dv)
+        depth = r[a] + r[b] - d
+        zc = c[a, 2] + dv[2] / d * (r[a] - depth / 2)  # the lens' centre
+        if depth > 0 and tc[b] > 0 and 0 < zc < COATED.height:
+            lens = np.pi * depth**2 * (d**2 + 2 * d * (r[a] + r[b]) - 3 * (r[a] - r[b]) ** 2)
+            shells -= lens / (12 * d)
+    below = ufl.conditional(ufl.lt(ufl.SpatialCoordinate(coated.mesh)[2], COATED.height), 1.0, 0.0)
+    dx = ufl.Measure("dx", coated.mesh, subdomain_data=coated.cell_tags)
+    meshed = dolfinx.fem.assemble_scalar(dolfinx.fem.form(below * dx(coated.regions["host:Ag"])))
+    assert meshed == pytest.approx(shells, rel=0.03)
+    # the core-shell surface: every core's whole sphere (periodic copies add up to one)
+    area = measure(coated, "dS", coated.interfaces["HN:Ag|SiO2"])
+    assert area == pytest.approx((4 * np.pi * core_r**2).sum(), rel=0.02)
+    cores = measure(coated, "dx", coated.regions["insulator:SiO2"])
+    assert cores == pytest.approx((4 / 3 * np.pi * core_r**3).sum(), rel=0.02)
+
+
+def test_coated_particle_of_cell(coated):
+    values = np.full(len(coated.particle_of_cell), -1)
+    values[coated.cell_tags.indices] = coated.cell_tags.values
+    family_of_region = {coated.regions["host:Ag"]: 0, coated.regions["insulator:SiO2"]: 0,
+                        coated.regions["host:graphite"]: 1}
+    in_particle = np.isin(values, list(family_of_region))
+    assert np.all(coated.particle_of_cell[~in_particle] == -1)
+    owners = coated.particle_of_cell[in_particle]
+    assert np.all(owners >= 0)
+    expected = np.array([family_of_region[v] for v in values[in_particle]])
+    np.testing.assert_array_equal(coated.particles.family[owners], expected)
+    # every sphere with core cells has shell cells too, and core cells lie in its core
+    core = values == coated.regions["insulator:SiO2"]
+    shell = values == coated.regions["host:Ag"]
+    assert set(coated.particle_of_cell[core]) <= set(coated.particle_of_cell[shell])
+    x = dolfinx.mesh.compute_midpoints(coated.mesh, 3, np.flatnonzero(core).astype(np.int32))
+    owner = coated.particle_of_cell[core]
+    p = coated.particles
+    dist = np.linalg.norm(x - p.centres[owner], axis=1)
+    assert np.all(dist < p.radii[owner] - COATED.families[0].thickness)
+
+
+def test_coating_changes_the_cache_name(tmp_path):
+    from meshes import mesh_path
+
+    plain = dataclasses.replace(COATED.families[0], coating=None)
+    other = dataclasses.replace(COATED.families[0], coating=Coating("Ag", 0.06))
+    names = {
+        mesh_path(dataclasses.replace(COATED, families=(f, COATED.families[1])), tmp_path)
+        for f in (COATED.families[0], plain, other)
+    }
+    assert len(names) == 3
