@@ -19,6 +19,7 @@ from mpi4py import MPI
 import yaml
 
 from solver.config import CaseConfig, CaseError, load_case
+from solver.mpi_exit import finish
 from solver.stepper import SimulationError
 
 log = logging.getLogger("constrict")
@@ -271,3 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
         return EXIT_RUN_FAILED
     return 0
+
+
+def entry() -> None:
+    """The console script: `main`, then an exit that is safe under mpirun (solver.mpi_exit)."""
+    finish(main())

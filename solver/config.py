@@ -22,6 +22,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from solver.materials import MaterialCard, apply_overrides, load_library
 from solver.units import parse_quantity
@@ -78,13 +79,58 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Bounds of a coating's thickness, x the family's smallest radius (= meshes.spec.COATING_*;
+# not imported, so that reading a case does not load the mesh stack).
+COATING_MIN, COATING_MAX = 0.02, 0.5
+
+
+class CoatingConfig(_Strict):
+    """A host shell on every particle of a family (e.g. 50 nm Ag on SiO2, the paper's
+    Extended Data Fig. 9); the family's `material` is then the core."""
+
+    material: str
+    thickness: Length
+
+
 class ParticleFamilyConfig(_Strict):
-    """One kind of particle in the scaffold (e.g. 1 µm Si)."""
+    """One kind of particle in the scaffold (e.g. 1 µm Si), optionally coated.
+
+    `radius` (and `fraction`) describe whole particles, coating included. A coating's
+    thickness must lie in [0.02, 0.5] x the family's smallest radius (the radius, or
+    0.5 x radius when radius_std > 0: radii are truncated to [0.5, 2] x mean), so that
+    every core keeps at least half its particle's radius and the coated surfaces need no
+    absurdly fine mesh (they are meshed with elements <= 2 x thickness).
+    """
 
     material: str
     radius: Length
     radius_std: _quantity("um", ge="0 um") = 0.0  # type: ignore[valid-type]
     fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    coating: CoatingConfig | None = None
+
+    @model_validator(mode="after")
+    def _coating_fits_the_core(self) -> ParticleFamilyConfig:
+        if self.coating is None:
+            return self
+        smallest = self.radius * (0.5 if self.radius_std > 0 else 1.0)
+        low, high = COATING_MIN * smallest, COATING_MAX * smallest
+        if not low <= self.coating.thickness <= high:
+            message = (f"must be in [{COATING_MIN}, {COATING_MAX}] x the smallest particle "
+                       f"radius ({smallest:g} um; 0.5 x radius when radius_std > 0), i.e. in "
+                       f"[{low:g} um, {high:g} um] (allowed range), got "
+                       f"{self.coating.thickness:g} um")
+            raise _field_error(("coating", "thickness"), message, self.coating.thickness)
+        if self.coating.material == self.material:
+            raise _field_error(("coating", "material"), "must differ from the core material "
+                               f"'{self.material}'", self.coating.material)
+        return self
+
+
+def _field_error(loc: tuple[str, ...], message: str, value: Any) -> ValidationError:
+    """An error located at a sub-field (a model validator's own errors name only the model)."""
+    error = PydanticCustomError("value_error", message.replace("{", "(").replace("}", ")"))
+    return ValidationError.from_exception_data(
+        "ParticleFamilyConfig", [InitErrorDetails(type=error, loc=loc, input=value)])
 
 
 class ScaffoldConfig(_Strict):
@@ -221,10 +267,20 @@ class SolverConfig(_Strict):
 
 
 class ConfinementConfig(_Strict):
-    """How a single particle is held (MODEL §6, §10): free, a pressure p, or a spring K_eff."""
+    """How a single particle is held (MODEL §6, §10): free, a pressure p, a spring K_eff,
+    or a `matrix`: the spring of a spherical cavity in an infinite elastic solid,
+    K_eff = 4 G of the `material` card (Lamé), e.g. the solid electrolyte around it."""
 
-    type: Literal["free", "pressure", "spring"] = "free"
-    value: _quantity("MPa", ge="0 MPa", le="20 GPa") = 0.0  # type: ignore[valid-type]
+    type: Literal["free", "pressure", "spring", "matrix"] = "free"
+    value: _quantity("MPa", ge="0 MPa", le="100 GPa") = 0.0  # type: ignore[valid-type]
+    material: str | None = None
+
+    @model_validator(mode="after")
+    def _matrix_names_its_material(self) -> ConfinementConfig:
+        if (self.type == "matrix") != (self.material is not None):
+            raise ValueError("confinement.material names the matrix card; give it with "
+                             "type: matrix (and only then)")
+        return self
 
 
 class MechanicsConfig(_Strict):
@@ -238,11 +294,20 @@ class MechanicsConfig(_Strict):
 
     enabled: bool = False
     kinematics: Literal["finite", "small"] = "finite"
+    viscoplastic: bool = True
     confinement: ConfinementConfig = ConfinementConfig()
     degree: Literal[1, 2] = 2
     linear_solver: Literal["mumps", "gamg"] = "mumps"
-    coupling_tolerance: Annotated[float, Field(gt=0.0, le=0.1)] = 1e-4
-    coupling_max_iterations: Annotated[int, Field(ge=1, le=50)] = 10
+    coupling_tolerance: Annotated[float, Field(gt=0.0, le=0.1)] = 1e-3
+    coupling_max_iterations: Annotated[int, Field(ge=1, le=100)] = 30
+    anderson_depth: Annotated[int, Field(ge=0, le=20)] = 5
+
+    @model_validator(mode="after")
+    def _viscoplastic_needs_finite_strain(self) -> MechanicsConfig:
+        if self.viscoplastic and self.kinematics == "small":
+            raise ValueError("mechanics.viscoplastic (6.2) is implemented for kinematics: "
+                             "finite only; set viscoplastic: false for small strain")
+        return self
 
 
 class OutputConfig(_Strict):
@@ -362,7 +427,8 @@ def case_materials(case: CaseConfig) -> dict[str, MaterialCard]:
 
 
 _ROLE_KINDS = {"particle": ("host", "conductor", "insulator"), "electrolyte": ("electrolyte",),
-               "single_particle": ("host",)}
+               "single_particle": ("host",), "coating": ("host",),
+               "matrix": ("electrolyte", "host", "conductor", "insulator")}
 
 
 def _material_problems(case: CaseConfig) -> list[str]:
@@ -376,11 +442,17 @@ def _material_problems(case: CaseConfig) -> list[str]:
     if geometry.scaffold is not None:
         uses += [(f"geometry.scaffold.particles[{i}].material", family.material, "particle")
                  for i, family in enumerate(geometry.scaffold.particles)]
+        uses += [(f"geometry.scaffold.particles[{i}].coating.material", family.coating.material,
+                  "coating")
+                 for i, family in enumerate(geometry.scaffold.particles) if family.coating]
     if geometry.single_particle is not None:
         uses.append(("geometry.single_particle.material", geometry.single_particle.material,
                      "single_particle"))
     uses += [(f"geometry.electrolyte[{i}].material", layer.material, "electrolyte")
              for i, layer in enumerate(geometry.electrolyte)]
+    if case.mechanics.confinement.material is not None:
+        uses.append(("mechanics.confinement.material", case.mechanics.confinement.material,
+                     "matrix"))
     problems = []
     for field, name, role in uses:
         if name not in library:

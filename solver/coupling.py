@@ -5,6 +5,12 @@ stresses of the last iterate, hand θ to the mechanics, solve it, hand σ_h and 
 to the hosts, and repeat until σ_h changes by less than the tolerance. θ reaches the
 mechanics through (3.1)–(3.5): the stress-corrected potential in the kinetics and the
 flux, and D(ε_lat) in the mobility.
+
+The plain iteration diverges for Si: the stress term of the flux (3.3) responds to a
+change of θ about 10³ times more strongly than diffusion does (docs/mechanics.md). Two
+measures make it converge: the transport sees σ_h with a fixed-stress correction
+(`transport.split_hydrostatic_stress`), which turns the iteration into a contraction, and
+Anderson acceleration of the σ_h iterates removes its slow (smooth) modes.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import numpy as np
 from dolfinx import fem
 
 from solver.config import CaseConfig
-from solver.materials import diffusivity
+from solver.materials import MaterialCard, diffusivity
 from solver.physics.mechanics import (
     BoundaryCondition,
     FixedBottom,
@@ -28,6 +34,9 @@ from solver.physics.mechanics import (
     Roller,
     SolidDomain,
     Spring,
+    ViscoplasticMechanicsProblem,
+    inclusion_stress_stiffness,
+    lame,
 )
 from solver.problem import HostField, TransportProblem
 from solver.stepper import Drive, StepResult
@@ -38,18 +47,67 @@ log = logging.getLogger("constrict.coupling")
 STRESS_FLOOR_MPA = 1.0
 
 
-def boundary_conditions(case: CaseConfig) -> list[BoundaryCondition]:
+def boundary_conditions(case: CaseConfig,
+                        materials: dict[str, MaterialCard]) -> list[BoundaryCondition]:
     """The mechanical boundary conditions of MODEL §6 for the case's geometry."""
     geometry = case.geometry
     if geometry.kind == "scaffold":
         return [FixedBottom("bottom"), Roller("lateral"), Pressure("top", case.stack_pressure)]
     conditions: list[BoundaryCondition] = [Roller(f"symmetry_{axis}") for axis in "xyz"]
     confinement = case.mechanics.confinement
+    radius = geometry.single_particle.radius
     if confinement.type == "pressure":
         conditions.append(Pressure("surface", confinement.value))
     elif confinement.type == "spring":
-        conditions.append(Spring("surface", confinement.value, geometry.single_particle.radius))
+        conditions.append(Spring("surface", confinement.value, radius))
+    elif confinement.type == "matrix":
+        conditions.append(Spring("surface", cavity_stiffness(materials[confinement.material]),
+                                 radius))
+    if confinement.type in ("spring", "matrix") and case.stack_pressure > 0:
+        conditions.append(Pressure("surface", case.stack_pressure))  # the cell's pressure
     return conditions
+
+
+def cavity_stiffness(matrix: MaterialCard) -> float:
+    """K_eff = 4 G (MPa) of a spherical cavity in an infinite elastic matrix: a radial
+    displacement u of its wall takes the pressure p = 4 G u / R (Lamé)."""
+    _, shear = lame(float(matrix.youngs_modulus.m_as("MPa")), float(matrix.poisson_ratio))
+    return 4 * shear
+
+
+class AndersonAcceleration:
+    """Anderson mixing (type II, depth m) of a fixed-point iteration x ← G(x) whose vectors
+    are distributed: the owned entries of each rank, the inner products summed over ranks.
+
+    With the residual f = G(x) − x, the next iterate is G(x) − Σ γ_j (ΔG_j) where γ
+    minimises |f − Σ γ_j Δf_j| over the last m differences (Walker & Ni, SINUM 49, 1715,
+    2011). Depth 0 is the plain iteration.
+    """
+
+    def __init__(self, comm: MPI.Comm, depth: int) -> None:
+        self.comm = comm
+        self.depth = depth
+        self.reset()
+
+    def reset(self) -> None:
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
+        self._dg: list[np.ndarray] = []
+        self._df: list[np.ndarray] = []
+
+    def update(self, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        f = g - x
+        if self._last is not None and self.depth > 0:
+            self._dg.append(g - self._last[0])
+            self._df.append(f - self._last[1])
+            del self._dg[:-self.depth], self._df[:-self.depth]
+        self._last = (g.copy(), f.copy())
+        if not self._df:
+            return g
+        df = np.array(self._df)
+        normal = self.comm.allreduce(df @ df.T, op=MPI.SUM)
+        rhs = self.comm.allreduce(df @ f, op=MPI.SUM)
+        gamma = np.linalg.lstsq(normal, rhs, rcond=1e-12)[0]
+        return g - gamma @ np.array(self._dg)
 
 
 @dataclass
@@ -65,7 +123,7 @@ class ChemoMechanicalProblem:
     """A `TransientProblem`: the transport problem with the mechanics coupled in."""
 
     def __init__(self, transport: TransportProblem, case: CaseConfig,
-                 materials: dict) -> None:
+                 materials: dict[str, MaterialCard]) -> None:
         settings = case.mechanics
         self.transport = transport
         self.comm = transport.comm
@@ -73,19 +131,36 @@ class ChemoMechanicalProblem:
         self.max_iterations = settings.coupling_max_iterations
         domain = SolidDomain.from_tagged(transport.tagged, materials)
         self.theta = fem.Function(fem.functionspace(domain.mesh, ("DG", 1)), name="theta")
-        self.mechanics = MechanicsProblem(
-            domain, self.theta, boundary_conditions(case),
+        mechanics = (ViscoplasticMechanicsProblem if settings.viscoplastic
+                     else MechanicsProblem)
+        self.mechanics = mechanics(
+            domain, self.theta, boundary_conditions(case, materials),
             MechanicsSettings(kinematics=settings.kinematics, degree=settings.degree,
                               linear_solver=settings.linear_solver),
             temperature=case.temperature)
         self.links = [self._link(host, domain) for host in transport.hosts]
+        for host in transport.hosts:
+            host.stress_stiffness.value = inclusion_stress_stiffness(host.card, 0.0)
+        self.anderson = AndersonAcceleration(self.comm, settings.anderson_depth)
         self.displacement = fem.Function(fem.functionspace(domain.mesh, ("Lagrange", 1, (3,))),
                                          name="u")
         self.diffusivity_ratio = {link.host.name: self._diffusivity_ratio(link.host, case)
                                   for link in self.links}
         self.mechanics_newton_total = 0
         self.coupling_iterations_total = 0
-        self._accepted = self._state()
+        self.last_mechanics_newton = 0
+        self.last_coupling_iterations = 0
+        self._start_in_equilibrium()
+
+    def _start_in_equilibrium(self) -> None:
+        """Stresses of the initial state (confinement, stack pressure) and the rest potential
+        that goes with them (3.2), so that the first step starts in equilibrium."""
+        self._send_theta()
+        if not self.mechanics.solve(1.0).converged:
+            raise RuntimeError("mechanics did not converge for the initial state")
+        self._receive_stresses()
+        self.transport.start_at_rest()
+        self.accept(0.0)
 
     @staticmethod
     def _link(host: HostField, domain: SolidDomain) -> _HostLink:
@@ -109,8 +184,11 @@ class ChemoMechanicalProblem:
 
     def output_fields(self) -> dict[str, list[fem.Function]]:
         """Field groups for the writers: the solid's displacement and stresses, D/D0 per host."""
-        groups = {"solid": [self.displacement, self.mechanics.sigma_h, self.mechanics.von_mises,
-                            self.mechanics.eps_lat]}
+        solid = [self.displacement, self.mechanics.sigma_h, self.mechanics.von_mises,
+                 self.mechanics.eps_lat]
+        if isinstance(self.mechanics, ViscoplasticMechanicsProblem):
+            solid.append(self.mechanics.plastic_strain)
+        groups = {"solid": solid}
         groups |= {f"diffusivity_{name}": [ratio] for name, (ratio, _) in
                    self.diffusivity_ratio.items()}
         return groups
@@ -132,9 +210,10 @@ class ChemoMechanicalProblem:
                 "D_ratio_min": minimum([r for r, _ in self.diffusivity_ratio.values()])}
 
     def resolve_mechanics(self) -> None:
-        """Mechanics for the current θ (after a restart: elasticity depends on θ alone)."""
+        """Mechanics for the restored θ after a restart (elastic: exact; viscoplastic: the
+        plastic history is recomputed as one step from the reference state)."""
         self._send_theta()
-        if not self.mechanics.solve().converged:
+        if not self.mechanics.solve(1.0).converged:
             raise RuntimeError("mechanics did not converge for the restored state")
         self._receive_stresses()
         self.accept(float("nan"))
@@ -147,19 +226,39 @@ class ChemoMechanicalProblem:
                                    cells1=link.solid_cells)
         self.theta.x.scatter_forward()
 
-    def _receive_stresses(self) -> float:
-        """σ_h and ε_lat onto the hosts; returns the relative change of σ_h."""
-        change, scale = 0.0, STRESS_FLOOR_MPA
+    def _receive_stresses(self) -> None:
+        """σ_h and ε_lat onto the hosts; θ_stressed records the θ they belong to."""
         for link in self.links:
-            previous = link.host.sigma_h.x.array.copy()
             for source, target in ((self.mechanics.sigma_h, link.host.sigma_h),
                                    (self.mechanics.eps_lat, link.host.eps_lat)):
                 target.interpolate(source, cells0=link.solid_cells, cells1=link.host_cells)
                 target.x.scatter_forward()
-            new = link.host.sigma_h.x.array
-            change = max(change, np.max(np.abs(new - previous), initial=0.0))
-            scale = max(scale, np.max(np.abs(new), initial=0.0))
-        return self.comm.allreduce(change, op=MPI.MAX) / self.comm.allreduce(scale, op=MPI.MAX)
+            link.host.theta_stressed.x.array[:] = link.host.theta.x.array
+
+    def _owned_sigma_h(self) -> np.ndarray:
+        return np.concatenate([link.host.sigma_h.x.array[:self._owned(link)]
+                               for link in self.links])
+
+    def _owned_theta(self) -> np.ndarray:
+        return np.concatenate([link.host.theta.x.array[:self._owned(link)].copy()
+                               for link in self.links])
+
+    def _set_theta(self, values: np.ndarray) -> None:
+        start = 0
+        for link in self.links:
+            size = self._owned(link)
+            link.host.theta.x.array[:size] = values[start:start + size]
+            link.host.theta.x.scatter_forward()
+            start += size
+
+    def _stiffness(self) -> np.ndarray:
+        """β of each owned host node (the fixed-stress stiffness of its host)."""
+        return np.concatenate([np.full(self._owned(link), float(link.host.stress_stiffness.value))
+                               for link in self.links])
+
+    @staticmethod
+    def _owned(link: _HostLink) -> int:
+        return link.host.sigma_h.function_space.dofmap.index_map.size_local
 
     # -- TransientProblem ----------------------------------------------------------------
 
@@ -167,45 +266,78 @@ class ChemoMechanicalProblem:
         self.transport.apply_drive(drive)
 
     def solve(self, dt: float) -> StepResult:
-        newton = 0
+        """One step: mechanics and transport iterated on θ until the stress that the
+        transport saw, σ_h(θ_in) − β (θ − θ_in), and the mechanics' σ_h(θ_in) differ by less
+        than the tolerance (relative to max |σ_h|, at least STRESS_FLOOR_MPA).
+
+        Iterate: σ_h = mechanics(θ_in); θ = transport(σ_h, θ_in); θ_in ← Anderson(θ_in, θ).
+        The map θ_in → θ depends on θ_in alone, which Anderson acceleration needs.
+        """
+        newton, mechanics_newton = 0, 0
+        self.anderson.reset()
+        stiffness = self._stiffness()
+        theta_in = self._owned_theta()
+        previous = np.inf
         for iteration in range(1, self.max_iterations + 1):
+            self._set_theta(theta_in)
+            self._send_theta()
+            mechanics = self.mechanics.solve(dt)
+            mechanics_newton += mechanics.newton_iterations
+            if not mechanics.converged:
+                return self._failed(newton, mechanics_newton, "mechanics Newton failed")
+            self._receive_stresses()
             result = self.transport.solve(dt)
             newton += result.newton_iterations
             if not result.converged:
-                return StepResult(False, newton)
-            self._send_theta()
-            mechanics = self.mechanics.solve()
-            self.mechanics_newton_total += mechanics.newton_iterations
-            if not mechanics.converged:
-                log.warning("mechanics did not converge (%d Newton iterations)",
-                            mechanics.newton_iterations)
-                return StepResult(False, newton)
-            change = self._receive_stresses()
-            log.debug("staggered iteration %d: relative change of sigma_h %.2e", iteration,
-                      change)
-            if change < self.tolerance:
-                self.coupling_iterations_total += iteration
-                return StepResult(True, newton)
-        log.warning("transport-mechanics iteration: sigma_h still changes by %.2e after %d "
-                    "iterations", change, self.max_iterations)
+                return self._failed(newton, mechanics_newton, "transport Newton failed")
+            theta_out = self._owned_theta()
+            change = self._max(stiffness * np.abs(theta_out - theta_in))
+            scale = max(self._max(np.abs(self._owned_sigma_h())), STRESS_FLOOR_MPA)
+            log.debug("staggered iteration %d: stress inconsistency %.3g MPa (relative %.2e)",
+                      iteration, change, change / scale)
+            if change < self.tolerance * scale:
+                self.last_coupling_iterations = iteration
+                self.last_mechanics_newton = mechanics_newton
+                return StepResult(True, newton, iteration)
+            if change > 2.0 * previous:  # Anderson overshot: start its history again
+                self.anderson.reset()
+            previous = change
+            theta_in = self.anderson.update(theta_in, theta_out)
+        return self._failed(newton, mechanics_newton,
+                            f"the stresses are still inconsistent by {change / scale:.2e} "
+                            f"(relative) after {self.max_iterations} staggered iterations")
+
+    def _failed(self, newton: int, mechanics_newton: int, why: str) -> StepResult:
+        log.warning("transport-mechanics step failed: %s", why)
+        self.mechanics_newton_total += mechanics_newton
         return StepResult(False, newton)
 
+    def _max(self, values: np.ndarray) -> float:
+        return self.comm.allreduce(float(np.max(values, initial=0.0)), op=MPI.MAX)
+
     def _state(self) -> list[np.ndarray]:
-        arrays = [self.mechanics.u.x.array, self.mechanics.theta.x.array]
+        arrays = []
         for link in self.links:
-            arrays += [link.host.sigma_h.x.array, link.host.eps_lat.x.array]
+            arrays += [link.host.sigma_h.x.array, link.host.eps_lat.x.array,
+                       link.host.theta_stressed.x.array]
         return [array.copy() for array in arrays]
 
     def accept(self, time: float) -> None:
         self.transport.accept(time)
+        self.mechanics.accept()
+        self.mechanics_newton_total += self.last_mechanics_newton
+        self.coupling_iterations_total += self.last_coupling_iterations
+        self.last_mechanics_newton = self.last_coupling_iterations = 0
         self._accepted = self._state()
         self._update_outputs()
 
     def reject(self) -> None:
         self.transport.reject()
-        targets = [self.mechanics.u.x.array, self.mechanics.theta.x.array]
+        self.mechanics.reject()
+        targets = []
         for link in self.links:
-            targets += [link.host.sigma_h.x.array, link.host.eps_lat.x.array]
+            targets += [link.host.sigma_h.x.array, link.host.eps_lat.x.array,
+                        link.host.theta_stressed.x.array]
         for target, saved in zip(targets, self._accepted, strict=True):
             target[:] = saved
 

@@ -66,12 +66,20 @@ class HostField:
     theta_old: fem.Function
     sigma_h: fem.Function  # hydrostatic stress (MPa), filled by the mechanics
     eps_lat: fem.Function  # elastic lattice strain, filled by the mechanics
+    theta_stressed: fem.Function  # the θ that σ_h was computed for (staggered coupling)
+    stress_stiffness: fem.Constant  # β = −dσ_h/dθ of the fixed-stress split (MPa), 0 alone
     flux_per_current: float  # i [A/m²] -> i/(F c_max) [µm/s]
     mol_per_theta_volume: float  # θ·µm³ -> mol of Li
 
     @property
     def name(self) -> str:
         return self.card.name
+
+    @property
+    def transport_sigma_h(self) -> ufl.core.expr.Expr:
+        """σ_h in the flux and the kinetics: with the fixed-stress correction (transport)."""
+        return transport.split_hydrostatic_stress(self.sigma_h, self.theta, self.theta_stressed,
+                                                  self.stress_stiffness)
 
 
 @dataclass
@@ -142,8 +150,7 @@ class TransportProblem:
                                    for name, tag in tagged.regions.items()
                                    if name.startswith("electrolyte:")}
         self.phi = self._electrolyte_field() if not self.single_particle else None
-        self._start_at_rest()
-        self._accepted = [unknown.x.array.copy() for unknown in self.unknowns]
+        self.start_at_rest()
         self.sites = self._reaction_sites()
         self.entity_maps = [host.entity_map for host in self.hosts]
         if self.phi is not None:
@@ -169,26 +176,40 @@ class TransportProblem:
             card=card, cell_tag=tag, submesh=submesh, entity_map=entity_map, theta=theta,
             theta_old=theta_old, sigma_h=fem.Function(scalar, name=f"sigma_h_{material}"),
             eps_lat=fem.Function(scalar, name=f"eps_lat_{material}"),
+            theta_stressed=fem.Function(space), stress_stiffness=self._constant(0.0),
             flux_per_current=_to_float(Q_(1.0, "A/m^2") / (F * c_max), "um/s"),
             mol_per_theta_volume=_to_float(c_max * Q_(1.0, "um^3"), "mol"))
 
-    def _start_at_rest(self) -> None:
+    def start_at_rest(self) -> None:
         """Start from equilibrium: every host at the same potential V0, φ_e = −V0.
 
-        V0 is the lowest of the hosts' OCVs at their `theta_initial`; hosts whose OCV is
-        higher there (graphite at θ → 0 sits near 2 V) start at the θ where U_ocv = V0.
-        Without this a Si/graphite mixture would start with a volt of overpotential.
+        V0 is the lowest of the hosts' equilibrium potentials (3.2) at their `theta_initial`
+        and their mean σ_h (zero until a mechanics solve has filled it); hosts whose
+        potential is higher there (graphite at θ → 0 sits near 2 V) start at the θ where
+        U_k = V0. Without this a Si/graphite mixture would start with a volt of
+        overpotential, and a confined particle would start out of equilibrium.
         """
+        shifts = {h.name: self._stress_shift(h) for h in self.hosts}
         v0 = min(float(equilibrium_potential(h.card, np.float64(h.card.host.theta_initial), 0.0))
-                 for h in self.hosts)
+                 + shifts[h.name] for h in self.hosts)
         for host in self.hosts:
-            theta0 = max(host.card.host.theta_initial, theta_at_potential(host.card, v0))
-            host.theta.x.array[:] = theta0
-            host.theta_old.x.array[:] = theta0
+            theta0 = max(host.card.host.theta_initial,
+                         theta_at_potential(host.card, v0 - shifts[host.name]))
+            for field_ in (host.theta, host.theta_old, host.theta_stressed):
+                field_.x.array[:] = theta0
         if self.phi is not None:
             self.phi.x.array[:] = -v0
+        self._accepted = [unknown.x.array.copy() for unknown in self.unknowns]
         log.info("initial state at rest: V0 = %.4f V, θ0 = %s", v0,
                  ", ".join(f"{h.name} {h.theta.x.array[0]:.4g}" for h in self.hosts))
+
+    def _stress_shift(self, host: HostField) -> float:
+        """Ω σ̄_h / F (V) of (3.2) for the host's mean nodal σ_h."""
+        owned = host.sigma_h.x.array[:host.sigma_h.function_space.dofmap.index_map.size_local]
+        total = self.comm.allreduce(np.array([owned.sum(), owned.size]), op=MPI.SUM)
+        mean = total[0] / max(total[1], 1)
+        return float(equilibrium_potential(host.card, np.float64(0.5), mean)
+                     - equilibrium_potential(host.card, np.float64(0.5), 0.0))
 
     def _electrolyte_field(self) -> fem.Function:
         in_electrolyte = np.isin(self.regions, list(self.electrolyte_layers))
@@ -250,7 +271,7 @@ class TransportProblem:
         host = site.host.card
         if self.single_particle and drive.mode == "current":
             return self.applied_current  # the surface takes the applied current uniformly
-        theta_s, sigma_s = self._restricted(site, site.host.theta, site.host.sigma_h)
+        theta_s, sigma_s = self._restricted(site, site.host.theta, site.host.transport_sigma_h)
         phi_e = -self.applied_voltage if self.phi is None else self.phi(site.electrolyte_side)
         eta = transport.alloying_overpotential(host, 0.0, phi_e, theta_s, sigma_s)
         i0 = _to_float(host.host.i0_alloy, "A/m^2") * transport.site_availability(theta_s,
@@ -267,7 +288,8 @@ class TransportProblem:
         for host in self.hosts:
             v = ufl.TestFunction(host.theta.function_space)
             residual = transport.host_residual(host.card, host.theta, host.theta_old, v, self.dt,
-                                               host.sigma_h, host.eps_lat, self.temperature,
+                                               host.transport_sigma_h, host.eps_lat,
+                                               self.temperature,
                                                self.dx(host.cell_tag),
                                                self.dx(host.cell_tag, metadata=LUMPED))
             for site in self.sites:

@@ -69,8 +69,13 @@ def protocol_segments(protocol: ProtocolConfig) -> list[Segment]:
 
 @dataclass
 class StepResult:
+    """newton_iterations: all of the step's Newton iterations; `solves` Newton solves made
+    them (the staggered coupling repeats the transport solve), and Δt control judges a
+    step by the iterations per solve."""
+
     converged: bool
     newton_iterations: int
+    solves: int = 1
 
 
 class TransientProblem(Protocol):
@@ -178,7 +183,7 @@ class TimeStepper:
             self.time += step
             self.problem.accept(self.time)
             previous_voltage = voltage
-            dt = self._next_dt(step, result.newton_iterations, change)
+            dt = self._next_dt(step, result.newton_iterations / result.solves, change)
             last = crossed or end - self.time <= 1e-9 * max(1.0, end)
             following = (Position(index + 1, self.time, self.time, None) if last
                          else Position(index, segment_start, self.time, dt))
@@ -210,7 +215,7 @@ class TimeStepper:
                     self.time, step, new_dt)
         return new_dt
 
-    def _next_dt(self, step: float, newton_iterations: int, change: float) -> float:
+    def _next_dt(self, step: float, newton_iterations: float, change: float) -> float:
         factor = self.settings.dt_growth if newton_iterations <= _EASY_NEWTON else 1.0
         if newton_iterations >= _HARD_NEWTON:
             factor = 0.7

@@ -13,6 +13,7 @@ from dolfinx import mesh as dmesh
 
 from meshes import Packing, TaggedMesh
 from solver.config import CaseConfig, validate_case
+from solver.mpi_exit import finish
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST, ELECTROLYTE, INTERFACE, TOP = 1, 2, 3, 4
@@ -64,3 +65,18 @@ def case_with(protocol_steps: list[dict], overrides: dict | None = None,
 def comm() -> MPI.Comm:
     return MPI.COMM_WORLD
 
+
+
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Under mpirun, leave after the summary without Python's teardown: destroying the
+    PETSc/MUMPS solvers in a rank-dependent order deadlocks (solver.mpi_exit)."""
+    if MPI.COMM_WORLD.size > 1:
+        finish(config.stash.get(_EXIT_STATUS, 1))

@@ -105,3 +105,79 @@ def test_cli_check_accepts_good_case_and_set_overrides(tmp_path: Path) -> None:
 def test_set_dotted_rejects_missing_list_entry() -> None:
     with pytest.raises(CaseError, match="does not exist"):
         set_dotted(scaffold_case(), "geometry.electrolyte[7].material=LGPS")
+
+
+# -- coated particles (issue 6) ------------------------------------------------------------
+
+def coated_case() -> dict:
+    return yaml.safe_load((ROOT / "cases" / "coated_scaffold.yaml").read_text())
+
+
+# (assignment to the coated case, the field the error must name, a fragment of the message)
+BAD_COATINGS = [
+    ("geometry.scaffold.particles[0].coating.material=SiO2",
+     "geometry.scaffold.particles[0].coating.material", "core material"),
+    ("geometry.scaffold.particles[0].coating.material=Cu",
+     "geometry.scaffold.particles[0].coating.material", "expected one of host"),
+    ("geometry.scaffold.particles[0].coating.material=unobtainium",
+     "geometry.scaffold.particles[0].coating.material", "unknown material"),
+    ("geometry.scaffold.particles[0].coating.thickness='200 nm'",
+     "geometry.scaffold.particles[0].coating.thickness", "[0.005 um, 0.125 um]"),
+    ("geometry.scaffold.particles[0].coating.thickness='2 nm'",
+     "geometry.scaffold.particles[0].coating.thickness", "allowed range"),
+    ("geometry.scaffold.particles[0].coating.thickness='-2 nm'",
+     "geometry.scaffold.particles[0].coating.thickness", "allowed range"),
+    ("geometry.scaffold.particles[0].coating.thickness='2 s'",
+     "geometry.scaffold.particles[0].coating.thickness", "um"),
+    ("geometry.scaffold.particles[0].coating.thikness='2 nm'",
+     "geometry.scaffold.particles[0].coating.thikness", "unknown key"),
+]
+
+
+@pytest.mark.parametrize("assignment,field,explanation", BAD_COATINGS,
+                         ids=[bad[0].split("coating.")[1] for bad in BAD_COATINGS])
+def test_bad_coating_names_the_field(assignment: str, field: str, explanation: str) -> None:
+    data = coated_case()
+    set_dotted(data, assignment)
+    with pytest.raises(CaseError) as error:
+        validate_case(data)
+    message = str(error.value)
+    assert field in message
+    assert explanation in message
+
+
+def test_coating_thickness_bound_uses_the_smallest_radius() -> None:
+    data = coated_case()
+    set_dotted(data, "geometry.scaffold.particles[0].coating.thickness='200 nm'")
+    set_dotted(data, "geometry.scaffold.particles[0].radius_std='0 um'")
+    case = validate_case(data)  # 0.2 um <= 0.5 x 0.5 um without a size spread
+    assert case.geometry.scaffold.particles[0].coating.thickness == pytest.approx(0.2)
+
+
+def test_mass_fractions_of_coated_particles_use_both_densities() -> None:
+    from solver.config import case_materials
+    from solver.geometry import particle_families
+
+    data = coated_case()
+    scaffold = data["geometry"]["scaffold"]
+    scaffold["particles"] = [
+        {"material": "SiO2", "radius": "0.5 um", "fraction": 0.5,
+         "coating": {"material": "Ag", "thickness": "50 nm"}},
+        {"material": "Si", "radius": "0.5 um", "fraction": 0.5},
+    ]
+    case = validate_case(data)
+    materials = case_materials(case)
+    coated, plain = particle_families(case.geometry.scaffold, materials)
+    rho = {name: materials[name].density.m_as("kg/m^3") for name in ("SiO2", "Ag", "Si")}
+    core = (1 - 0.05 / 0.5) ** 3
+    rho_coated = core * rho["SiO2"] + (1 - core) * rho["Ag"]
+    share = (0.5 / rho_coated) / (0.5 / rho_coated + 0.5 / rho["Si"])
+    assert coated.volume_share == pytest.approx(share)
+    assert plain.volume_share == pytest.approx(1 - share)
+    assert (coated.material, coated.role) == ("SiO2", "insulator")
+    assert (coated.coating.material, coated.coating.role, coated.coating.thickness) == (
+        "Ag", "host", pytest.approx(0.05))
+    assert plain.coating is None
+    scaffold["fraction_basis"] = "volume"
+    coated, _ = particle_families(validate_case(data).geometry.scaffold, materials)
+    assert coated.volume_share == pytest.approx(0.5)

@@ -334,6 +334,20 @@ class _Kinematics:
         return P, sigma, Je ** (1 / 3) - 1
 
 
+def inclusion_stress_stiffness(card: MaterialCard, theta: float) -> float:
+    """β = −dσ_h/dθ (MPa) of a small spherical region of a host swelling inside itself.
+
+    Eshelby's inclusion with a dilatational eigenstrain e* = Ω c_max θ / 3 in a matrix of
+    the same moduli carries σ_h = −2E e*/(3(1 − ν)), so β = 2 E Ω c_max / (9 (1 − ν)), with
+    E = E(θ). Used by the fixed-stress split of the transport–mechanics iteration
+    (`transport.split_hydrostatic_stress`): it is the local, short-wavelength stiffness,
+    an upper bound of the response to smooth changes of θ.
+    """
+    material = _Material(card)
+    expansion = swelling_ratio(card, 1.0) - 1.0  # Ω c_max
+    return float(2 * material.E(theta) * expansion / (9 * (1 - material.nu)))
+
+
 def von_mises(sigma):
     s = ufl.dev(sigma)
     return ufl.sqrt(1.5 * ufl.inner(s, s))
@@ -369,6 +383,8 @@ class MechanicsProblem:
         # step can be redone in increments of θ (continuation)
         self._theta_load = fem.Function(theta.function_space)
         self._theta_solved = fem.Function(theta.function_space)
+        self._accepted_u = self.u.x.array.copy()
+        self._accepted_theta = self._theta_solved.x.array.copy()
         metadata = {"quadrature_degree": s.quadrature}
         self.dx = ufl.Measure("dx", domain=self.mesh, subdomain_data=domain.cell_tags,
                               metadata=metadata)
@@ -587,12 +603,14 @@ class MechanicsProblem:
         reason = self.snes.getConvergedReason()
         return reason > 0, self.snes.getIterationNumber(), self.snes.getLinearSolveIterations()
 
-    def solve(self) -> MechanicsResult:
+    def solve(self, dt: float | None = None) -> MechanicsResult:
         """Displacement and stress for the current θ; updates σ_h, ε_lat, von Mises.
 
-        Newton starts from the last solution. If it fails (finite strain), θ goes from its
-        last solved value to the new one in increments (halved on failure, doubled on
-        success, at most `max_substeps` of them); u is restored when it still fails.
+        `dt` is not used: the elastic response does not depend on rate (the viscoplastic
+        subclass needs it). Newton starts from the last solution. If it fails (finite
+        strain), θ goes from its last solved value to the new one in increments (halved on
+        failure, doubled on success, at most `max_substeps` of them); u is restored when it
+        still fails.
         """
         start = time.perf_counter()
         target = self.theta.x.array.copy()
@@ -631,6 +649,17 @@ class MechanicsProblem:
         self.last_result = result
         log.debug("mechanics solve: %s", result)
         return result
+
+    def accept(self) -> None:
+        """Make the last solution the state that `reject` returns to."""
+        self._accepted_u = self.u.x.array.copy()
+        self._accepted_theta = self._theta_solved.x.array.copy()
+
+    def reject(self) -> None:
+        """Return u (and the θ it was solved for) to the last accepted state."""
+        self.u.x.array[:] = self._accepted_u
+        self._theta_solved.x.array[:] = self._accepted_theta
+        self._theta_load.x.array[:] = self._accepted_theta
 
     def _use_predictor(self) -> bool:
         if self.settings.kinematics != "finite" or not self.settings.predictor:
@@ -848,7 +877,6 @@ class ViscoplasticMechanicsProblem(MechanicsProblem):
         super().__init__(domain, theta, boundary_conditions, settings, temperature)
         self._hook_state_updates()
         self.plastic_strain = fem.Function(self.sigma_h.function_space, name="plastic_strain")
-        self._accepted_u = self.u.x.array.copy()
 
     # -- constitutive law ----------------------------------------------------------------
 
@@ -987,12 +1015,9 @@ class ViscoplasticMechanicsProblem(MechanicsProblem):
             state.delta.x.array[:] = 0.0
             state.k_q.x.array[:] = 0.0
             state.k_mu.x.array[:] = 0.0
-        self._accepted_u = self.u.x.array.copy()
         self._theta_solved.x.array[:] = self._theta_load.x.array
+        super().accept()
         self._project_plastic_strain()
-
-    def reject(self) -> None:
-        self.u.x.array[:] = self._accepted_u
 
     def _project_plastic_strain(self) -> None:
         if not self._states:

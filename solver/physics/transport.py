@@ -78,6 +78,21 @@ def site_availability(theta_s, alpha: float) -> ufl.core.expr.Expr:
     return filled ** (1 - alpha) * (1 - filled) ** alpha / 0.5
 
 
+def split_hydrostatic_stress(sigma_h, theta, theta_stressed, stiffness):
+    """σ_h seen by the transport in one staggered iteration (fixed-stress split).
+
+    σ_h was computed by the mechanics for θ = θ_stressed; the transport sees it corrected
+    to first order for its own change of θ, σ_h − β (θ − θ_stressed), with β the local
+    stiffness dσ_h/dθ of a swelling inclusion (`mechanics.inclusion_stress_stiffness`).
+    The correction vanishes when the iteration has converged (θ = θ_stressed); it makes
+    the transport feel the elastic penalty of its own swelling, without which the plain
+    staggered scheme diverges for Si (the stress term outweighs diffusion ~10³-fold,
+    docs/mechanics.md). The split is that of Kim, Tchelepi & Juanes (CMAME 200, 1591,
+    2011) for poroelasticity.
+    """
+    return sigma_h - stiffness * (theta - theta_stressed)
+
+
 def alloying_overpotential(host: MaterialCard, phi_s, phi_e, theta_s, sigma_h_s):
     """η = φ_s − φ_e − U_k(θ_s, σ_h,s) for alloying on Γ_EH  (§5 table, (3.2))."""
     return phi_s - phi_e - equilibrium_potential(host, theta_s, sigma_h_s)
