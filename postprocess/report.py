@@ -47,6 +47,7 @@ _NUMBER_FIRST = re.compile(r"\s*[-+]?(\d|\.\d)")
 class Report:
     csv: Path
     figures: list[Path] = field(default_factory=list)
+    comparison: Path | None = None  # compare.csv, when the sweep has a `compare` block
     notes: list[str] = field(default_factory=list)
 
 
@@ -68,8 +69,25 @@ def gather(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                "exit_code": entry.get("exit_code"), "sweep_wall_time_s": entry.get("wall_time_s")}
         row |= entry["parameters"]
         row |= _flatten(metrics or {})
+        row |= _derived(folder, entry) if metrics is not None else {}
         rows.append(row)
     return manifest, rows
+
+
+def _derived(folder: Path, entry: dict[str, Any]) -> dict[str, Any]:
+    """Metrics derived from the run's files: θ_mean per host and the capacity the hosts
+    hold at the end, initial Li included (`postprocess.compare.held_capacity`)."""
+    from postprocess.compare import held_capacity
+
+    series = folder / entry.get("result", "") / "timeseries.csv"
+    case = folder / entry.get("case", "")
+    if not (series.is_file() and case.is_file()):
+        return {}
+    try:
+        return held_capacity(series, case)
+    except Exception as error:  # a damaged or foreign run folder: leave them out
+        log.debug("report: %s: no held capacity (%s)", entry["id"], error)
+        return {}
 
 
 def _flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -112,6 +130,13 @@ def write_report(folder: Path, target: Path | None = None) -> Report:
                 figure.savefig(path, dpi=120)
                 plt.close(figure)
                 report.figures.append(path)
+    if manifest.get("compare"):
+        from postprocess.compare import write_comparison
+
+        comparison = write_comparison(folder, manifest, rows, target, manifest["compare"])
+        report.comparison = comparison.csv
+        report.figures += [comparison.figure] if comparison.figure else []
+        report.notes += comparison.notes
     for note in report.notes:
         log.info("report: %s", note)
     log.info("report: %s and %d figures in %s", report.csv.name, len(report.figures), target)

@@ -129,6 +129,61 @@ class SlurmSettings(_Strict):
         return value
 
 
+class ReferencePoint(_Strict):
+    """One published value: x as on the axis ("5 GPa") or a range [low, high]; y in the
+    unit of the compared metric, one value or a range [low, high]."""
+
+    x: str | float | Annotated[list[str | float], Field(min_length=2, max_length=2)]
+    y: float | Annotated[list[float], Field(min_length=2, max_length=2)]
+    note: str = ""
+
+    @field_validator("y")
+    @classmethod
+    def _ordered(cls, value: float | list[float]) -> float | list[float]:
+        if isinstance(value, list) and value[0] > value[1]:
+            raise ValueError(f"a range [low, high] needs low <= high, got {value}")
+        return value
+
+
+class ReferenceTable(_Strict):
+    """Published values to draw next to the simulation, with where they come from."""
+
+    source: Annotated[str, Field(min_length=1)]
+    label: str = "reference"
+    points: Annotated[list[ReferencePoint], Field(min_length=1)]
+
+
+class AnalyticCurve(BaseModel):
+    """A curve of `postprocess.compare.CURVES` by name; the other keys are its parameters."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str
+
+    @model_validator(mode="after")
+    def _known(self) -> AnalyticCurve:
+        from postprocess.compare import CURVES
+
+        if self.name not in CURVES:
+            raise ValueError(f"unknown analytic curve '{self.name}' (known: "
+                             f"{', '.join(sorted(CURVES))})")
+        given, expected = set(self.model_extra or {}), set(CURVES[self.name].parameters)
+        if given != expected:
+            raise ValueError(f"'{self.name}' takes the parameters {sorted(expected)}, got "
+                             f"{sorted(given)}")
+        return self
+
+
+class CompareSettings(_Strict):
+    """One metric against one axis, with an analytic curve and/or published values
+    (`constrict report` writes report/compare.csv and compare.png)."""
+
+    x: str
+    metric: Annotated[str, Field(min_length=1)]
+    label: str | None = None
+    analytic: AnalyticCurve | None = None
+    reference: ReferenceTable | None = None
+
+
 class SweepFile(_Strict):
     """The schema of a sweep file; `axes` values are checked by `_axes`."""
 
@@ -142,6 +197,7 @@ class SweepFile(_Strict):
     jobs: Annotated[int, Field(ge=1)] = 1
     ranks_per_run: Annotated[int, Field(ge=1)] = 1
     slurm: SlurmSettings = SlurmSettings()
+    compare: CompareSettings | None = None
 
     @model_validator(mode="after")
     def _mode_block(self) -> SweepFile:
@@ -199,7 +255,52 @@ def load_sweep(path: Path) -> Sweep:
         raise SweepError(f"{path}: {len(problems)} of {len(parameter_sets)} runs are not valid "
                          f"(nothing was written):\n{text}"
                          + (f"\n  ... and {more} more runs" if more else ""))
+    if settings.compare is not None:
+        problems = _compare_problems(settings.compare, axes, runs)
+        if problems:
+            raise SweepError(f"{path} is not valid:\n" + "\n".join(f"  {p}" for p in problems))
     return Sweep(name, path, base, settings.mode, axes, runs, settings)
+
+
+def _compare_problems(compare: CompareSettings, axes: list[str], runs: list[Run]) -> list[str]:
+    """Cross-checks of the `compare` block against the runs: x is an axis whose values are
+    quantities of one dimension, the reference x have that dimension, and the analytic
+    curve can be evaluated with the first run's materials."""
+    from postprocess.compare import as_quantity, evaluate
+    from solver.config import case_materials
+
+    if compare.x not in axes:
+        return [f"compare.x: '{compare.x}' is not an axis of the sweep (axes: "
+                f"{', '.join(axes) or 'none'})"]
+    try:
+        values = [as_quantity(run.parameters[compare.x]) for run in runs]
+    except (KeyError, ValueError) as error:
+        return [f"compare.x: every run needs a number or a quantity for '{compare.x}' ({error})"]
+    unit = values[0].units
+    if any(not v.is_compatible_with(unit) for v in values):
+        return [f"compare.x: the values of '{compare.x}' are not all of one dimension"]
+    problems = []
+    for index, point in enumerate(compare.reference.points if compare.reference else []):
+        where = f"compare.reference.points[{index}].x"
+        try:
+            xs = [as_quantity(x) for x in (point.x if isinstance(point.x, list) else [point.x])]
+        except ValueError as error:
+            problems.append(f"{where}: {error}")
+            continue
+        if any(not x.is_compatible_with(unit) for x in xs):
+            problems.append(f"{where}: '{point.x}' is not in units of the axis ({unit:~})")
+        elif xs[0].m_as(unit) > xs[-1].m_as(unit):
+            problems.append(f"{where}: a range [low, high] needs low <= high, got {point.x}")
+    if compare.analytic is not None:
+        parameters = dict(compare.analytic.model_extra or {})
+        try:
+            evaluate(compare.analytic.name, parameters, values[0],
+                     case_materials(runs[0].case))
+        except Exception as error:
+            problems.append(f"compare.analytic: {compare.analytic.name} "
+                            f"{parameters or ''} cannot be evaluated at "
+                            f"{compare.x} = {runs[0].parameters[compare.x]}: {error}")
+    return problems
 
 
 def _read_settings(path: Path) -> SweepFile:
@@ -374,6 +475,8 @@ def prepare_folder(sweep: Sweep, out: Path) -> dict[str, Any]:
     shutil.copyfile(sweep.path, out / "sweep.yaml")
     manifest = {"sweep": sweep.name, "sweep_file": str(sweep.path.resolve()),
                 "base": str(sweep.base.resolve()), "mode": sweep.mode, "axes": sweep.axes,
+                "compare": (sweep.settings.compare.model_dump(mode="json", exclude_none=True)
+                            if sweep.settings.compare else None),
                 "created": old.get("created", _now()), "updated": None, "runs": entries}
     write_manifest(out, manifest)
     return manifest

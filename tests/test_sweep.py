@@ -297,3 +297,149 @@ def test_slurm_array_script_and_one_entry_run_locally(tmp_path: Path) -> None:
     assert report.returncode == 0, report.stderr[-2000:]
     rows = read_csv(out / "report" / "results.csv")
     assert [row["status"] for row in rows] == ["pending", "completed"]
+
+
+# --- compare: a metric vs an axis, an analytic curve and published values (V4, Fig. 3e) -------
+
+KEFF = ROOT / "cases" / "keff_capacity.yaml"
+COMPARE = {"x": "mechanics.confinement.value", "metric": "capacity_held_mAh_per_g",
+           "analytic": {"name": "equilibrium_capacity_under_pressure", "material": "Si"},
+           "reference": {"source": "a test", "label": "paper", "points": [
+               {"x": "0 GPa", "y": 4000}, {"x": ["1 GPa", "3 GPa"], "y": [1000, 2000]},
+               {"x": "5.5 GPa", "y": 0}]}}
+PRESSURES = {"mechanics.confinement.value": ["1 GPa", "3 GPa", "5 GPa"]}
+
+
+def test_keff_capacity_sweep_is_valid_and_carries_its_reference_table() -> None:
+    sweep = load_sweep(KEFF)
+    assert sweep.axes == ["mechanics.confinement.value"]
+    values = [run.case.mechanics.confinement.value for run in sweep.runs]
+    assert values == pytest.approx([0.0, 1000.0, 2000.0, 3000.0, 5000.0, 5500.0])  # MPa
+    case = sweep.runs[0].case
+    assert case.mechanics.enabled and case.mechanics.confinement.type == "pressure"
+    assert case.mechanics.degree == 1 and case.mechanics.kinematics == "finite"
+    assert case.protocol.steps[0].type == "potentiostatic"
+    compare = sweep.settings.compare
+    assert compare.metric == "capacity_held_mAh_per_g"
+    assert compare.analytic.name == "equilibrium_capacity_under_pressure"
+    assert "Fig. 3e" in compare.reference.source
+    assert [p.y for p in compare.reference.points] == [4000, [1000, 2000], 164, 0]
+
+
+def _compare(**changes) -> dict:
+    data = json.loads(json.dumps(COMPARE))
+    for key, value in changes.items():
+        target = data
+        *path, last = key.split(".")
+        for part in path:
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[int(last) if last.isdigit() else last] = value
+    return data
+
+
+@pytest.mark.parametrize(("compare", "expected"), [
+    (_compare(x="temperature"),
+     ["compare.x: 'temperature' is not an axis of the sweep", "mechanics.confinement.value"]),
+    (_compare(**{"analytic.name": "capacity_of_the_moon"}),
+     ["compare.analytic", "unknown analytic curve 'capacity_of_the_moon'",
+      "equilibrium_capacity_under_pressure"]),
+    (_compare(**{"analytic.materiel": "Si"}),
+     ["compare.analytic", "takes the parameters ['material']"]),
+    (_compare(**{"analytic.material": "LPSCl1.5"}),
+     ["compare.analytic: equilibrium_capacity_under_pressure", "not a host"]),
+    (_compare(**{"reference.points.1.x": ["1 um", "3 um"]}),
+     ["compare.reference.points[1].x", "not in units of the axis (GPa)"]),
+    (_compare(**{"reference.points.1.x": ["3 GPa", "1 GPa"]}),
+     ["compare.reference.points[1].x: a range [low, high] needs low <= high"]),
+    (_compare(**{"reference.points.1.y": [2000, 1000]}),
+     ["compare.reference.points[1].y", "needs low <= high"]),
+    (_compare(**{"reference.source": ""}), ["compare.reference.source"]),
+    (_compare(metric=None), ["compare.metric"]),
+    (_compare(**{"reference.points.0.z": 1}), ["compare.reference.points[0].z: unknown key"]),
+])
+def test_invalid_compare_block_names_the_field_and_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture, compare: dict,
+        expected: list[str]) -> None:
+    path = write_sweep(tmp_path, axes=PRESSURES, compare=compare)
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "-o", str(out)]) == 2
+    error = capsys.readouterr().err
+    for text in expected:
+        assert text in error
+    assert not out.exists()
+
+
+def test_report_compares_a_fake_sweep_with_the_analytic_curve_and_reference(
+        tmp_path: Path) -> None:
+    """compare.csv and compare.png from fake run results: the held capacity is
+    θ_mean c_max F / ρ (initial Li included), next to the analytic value and the reference
+    point or range that matches each run; reference points no run matches get rows too."""
+    from postprocess.report import write_report
+    from solver.materials import equilibrium_capacity_under_pressure, load_library
+    from solver.sweep import prepare_folder
+    from solver.units import Q_
+
+    path = write_sweep(tmp_path, axes=PRESSURES, compare=COMPARE)
+    sweep = load_sweep(path)
+    out = tmp_path / "out"
+    manifest_ = prepare_folder(sweep, out)
+    card = load_library()["Si"]
+    off = {"1GPa": 1.01, "3GPa": 0.98}  # simulated θ relative to the analytic one
+    for entry in manifest_["runs"]:
+        pressure = entry["parameters"]["mechanics.confinement.value"]
+        theta, _ = equilibrium_capacity_under_pressure(card, pressure)
+        theta *= off.get(pressure.replace(" ", ""), 1.0)
+        result = out / entry["result"]
+        result.mkdir()
+        (result / "metrics.json").write_text(json.dumps(
+            {"status": "completed", "capacity_alloy_mAh_per_g": 123.0}))
+        li0 = 2e-14
+        (result / "timeseries.csv").write_text(
+            "time_s,li_Si_mol,theta_min_Si,theta_max_Si\n"
+            f"0,{li0},0.5,0.5\n100,{li0 * theta / 0.5},{theta},{theta}\n")
+        entry["status"] = "completed"
+    (out / "manifest.json").write_text(json.dumps(manifest_))
+    report = write_report(out)
+    assert report.comparison == out / "report" / "compare.csv"
+    assert (out / "report" / "compare.png").stat().st_size > 10_000
+    rows = read_csv(report.comparison)
+    assert [r["mechanics.confinement.value"] for r in rows] == ["1 GPa", "3 GPa", "5 GPa", "", ""]
+    assert [r["status"] for r in rows[3:]] == ["reference only"] * 2
+    assert [float(r["x_GPa"]) for r in rows] == [1.0, 3.0, 5.0, 0.0, 5.5]
+    for row, factor in zip(rows[:3], (1.01, 0.98, 1.0), strict=True):
+        _, exact = equilibrium_capacity_under_pressure(card, row["mechanics.confinement.value"])
+        assert float(row["analytic"]) == pytest.approx(exact.m_as("mA*h/g"), rel=1e-12)
+        assert float(row["capacity_held_mAh_per_g"]) == pytest.approx(
+            factor * exact.m_as("mA*h/g"), rel=1e-9)
+        assert float(row["relative_error"]) == pytest.approx(factor - 1, abs=1e-9)
+    assert [(r["reference_min"], r["reference_max"]) for r in rows] == [
+        ("1000.0", "2000.0"), ("1000.0", "2000.0"), ("", ""), ("4000.0", "4000.0"),
+        ("0.0", "0.0")]
+    assert rows[0]["reference"] == "" and rows[3]["reference"] == "4000.0"
+    assert rows[0]["reference_label"] == "paper"
+    results = read_csv(out / "report" / "results.csv")
+    theta = float(results[0]["theta_mean.Si"])
+    held = theta * card.host.c_max * Q_(1, "faraday_constant") / card.density
+    assert float(results[0]["capacity_held_mAh_per_g"]) == pytest.approx(
+        held.m_as("mA*h/g"), rel=1e-9)
+
+
+def test_keff_capacity_two_points_end_to_end(tmp_path: Path) -> None:
+    """A reduced cases/keff_capacity.yaml (1 and 5.5 GPa) run for real: the coupled particle
+    settles at the analytic capacity (V4, < 2 %); about 20 s on 2 cores."""
+    data = yaml.safe_load(KEFF.read_text())
+    data["base"] = str(ROOT / "cases" / data["base"])
+    data["axes"] = {"mechanics.confinement.value": ["1 GPa", "5.5 GPa"]}
+    data["set"]["output.fields_every"] = 0
+    path = tmp_path / "keff.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = constrict("sweep", str(path), "-o", "out", "--jobs", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = read_csv(tmp_path / "out" / "report" / "compare.csv")
+    assert [r["status"] for r in rows] == ["completed", "completed", "reference only",
+                                          "reference only"]
+    for row in rows[:2]:
+        assert abs(float(row["relative_error"])) < 0.02
+    assert float(rows[0]["analytic"]) == pytest.approx(2464.7, rel=1e-3)
+    assert rows[1]["reference"] == "0.0"
+    assert (tmp_path / "out" / "report" / "compare.png").is_file()

@@ -1,0 +1,60 @@
+"""P1/P2 reduced: the shell-limited lithiation of a confined Si particle (issue 5).
+
+The cases are cases/shell_solid.yaml (particle in a solid electrolyte: matrix spring and
+stack pressure) and cases/shell_liquid.yaml (traction-free control), on coarser meshes and
+a shorter time than the shipped runs (docs/mechanics.md has the full-size numbers).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_single_particle import ROOT, solve_problem
+
+from postprocess.metrics import shell_depths_nm
+from solver.config import load_case
+from solver.simulation import SHELL_THRESHOLD
+
+
+def run_shell(kind: str, cache: Path, size_um: float, duration_s: float):
+    case = load_case(ROOT / "cases" / f"shell_{kind}.yaml", [
+        f"geometry.mesh.size_surface={size_um} um",
+        f"protocol.steps[0].duration={duration_s} s"])
+    return solve_problem(case, cache, coupled=True)
+
+
+def shell_depth_nm(coupled) -> float:
+    depths = shell_depths_nm(coupled.transport, coupled.transport.tagged, SHELL_THRESHOLD)
+    return float(depths["Si"][0])
+
+
+def capacity_theta(coupled) -> float:
+    transport = coupled.transport
+    return transport.integral("theta_volume:Si") / transport.integral("volume:Si")
+
+
+@pytest.fixture(scope="module")
+def shells(tmp_path_factory) -> dict:
+    cache = tmp_path_factory.mktemp("meshes")
+    return {kind: run_shell(kind, cache, 0.05, 150.0) for kind in ("solid", "liquid")}
+
+
+def test_p1_solid_electrolyte_confines_lithiation_to_a_shell(shells) -> None:
+    """P1 (reduced): in the solid electrolyte the squeezed shell lowers the host potential
+    (3.2) by GPa stresses and the surface reaches 0 V within the first minute."""
+    coupled, stepper = shells["solid"]
+    assert stepper.summary.stopped_by_cutoff
+    assert stepper.time < 150.0
+    assert coupled.extremes()["sigma_h_GPa_min"] < -1.0
+
+
+def test_p2_liquid_control_lithiates_on(shells) -> None:
+    """P2 (reduced): the free particle keeps taking the current after the confined one has
+    stopped, and it is less compressed."""
+    solid, _ = shells["solid"]
+    liquid, stepper = shells["liquid"]
+    assert not stepper.summary.stopped_by_cutoff
+    assert capacity_theta(liquid) > 1.5 * capacity_theta(solid)
+    assert liquid.extremes()["sigma_h_GPa_min"] > solid.extremes()["sigma_h_GPa_min"]
+
