@@ -44,14 +44,41 @@ def input_node_index(function: fem.Function) -> np.ndarray:
     return mesh.geometry.input_global_indices[node_of_dof]
 
 
-class Checkpointer:
-    """Writes and restores the fields of a run under ``folder/checkpoints``."""
+def cell_entry_keys(function: fem.Function, input_cell: np.ndarray) -> np.ndarray:
+    """Keys of the owned entries of a cell-wise field (quadrature or DG), from the input
+    index of each owned cell: input cell × entries per cell + the entry's place in its cell.
 
-    def __init__(self, folder: Path, functions: dict[str, fem.Function], comm: MPI.Comm) -> None:
+    `input_cell[c]` is the input (gmsh) index of owned cell c of the function's mesh; for a
+    submesh the caller maps through its parent.
+    """
+    dofmap = function.function_space.dofmap
+    bs = dofmap.index_map_bs
+    cells = len(input_cell)
+    per_cell = dofmap.list.shape[1] * bs
+    entries = (dofmap.list[:cells, :, None] * bs + np.arange(bs)).reshape(cells, per_cell)
+    owned = dofmap.index_map.size_local * bs
+    if np.any(entries >= owned) or np.unique(entries).size != owned:
+        raise ValueError(f"'{function.name}' is not a cell-wise field of owned cells")
+    keys = np.empty(owned, dtype=np.int64)
+    keys[entries] = input_cell[:, None].astype(np.int64) * per_cell + np.arange(per_cell)
+    return keys
+
+
+class Checkpointer:
+    """Writes and restores the fields of a run under ``folder/checkpoints``.
+
+    Scalar P1 fields are keyed by input node index; other fields (the quadrature-point
+    internal variables of the mechanics) come with their keys (`cell_entry_keys`).
+    """
+
+    def __init__(self, folder: Path, functions: dict[str, fem.Function], comm: MPI.Comm,
+                 keys: dict[str, np.ndarray] | None = None) -> None:
         self.folder = folder / "checkpoints"
         self.functions = functions
         self.comm = comm
-        self.keys = {name: input_node_index(f) for name, f in functions.items()}
+        given = keys or {}
+        self.keys = {name: given[name] if name in given else input_node_index(f)
+                     for name, f in functions.items()}
         if comm.rank == 0:
             self.folder.mkdir(exist_ok=True)
 
@@ -59,7 +86,8 @@ class Checkpointer:
         """Write checkpoint `number` with the current field values and `state` (JSON-able)."""
         arrays = {}
         for name, function in self.functions.items():
-            owned = function.function_space.dofmap.index_map.size_local
+            index_map = function.function_space.dofmap.index_map
+            owned = index_map.size_local * function.function_space.dofmap.index_map_bs
             pieces = self.comm.gather((self.keys[name][:owned], function.x.array[:owned]), root=0)
             if self.comm.rank == 0:
                 keys = np.concatenate([k for k, _ in pieces])
@@ -93,7 +121,8 @@ class Checkpointer:
                 if np.any(position >= len(keys)) or np.any(keys[np.minimum(
                         position, len(keys) - 1)] != self.keys[name]):
                     raise ValueError(f"checkpoint {path.name} does not match the mesh of '{name}'")
-                function.x.array[:] = values[position]
+                function.x.array[:len(position)] = values[position]
+                function.x.scatter_forward()
             state = json.loads(str(data["state"]))
         log.info("restored checkpoint %s (t = %.6g s)", path.name, state["position"]["time"])
         return state

@@ -23,6 +23,7 @@ from mpi4py import MPI
 import numpy as np
 from dolfinx import fem
 
+from solver.checkpoint import cell_entry_keys
 from solver.config import CaseConfig
 from solver.materials import MaterialCard, diffusivity
 from solver.physics.mechanics import (
@@ -45,6 +46,8 @@ log = logging.getLogger("constrict.coupling")
 
 # Stresses below this (MPa) count as zero in the relative convergence test.
 STRESS_FLOOR_MPA = 1.0
+# Step (s) of the equilibrium solve after a restart: ε̇_0·RESTORE_DT·(overstress)^m ≪ 1e-12.
+RESTORE_DT = 1e-15
 
 
 def boundary_conditions(case: CaseConfig,
@@ -209,11 +212,25 @@ class ChemoMechanicalProblem:
                 "eps_lat_min": minimum([h.eps_lat for h in hosts]),
                 "D_ratio_min": minimum([r for r, _ in self.diffusivity_ratio.values()])}
 
+    def checkpoint_fields(self) -> tuple[dict[str, fem.Function], dict[str, np.ndarray]]:
+        """The mechanics' internal variables (viscoplastic hosts) and their checkpoint keys."""
+        internal = (self.mechanics.internal_variables()
+                    if isinstance(self.mechanics, ViscoplasticMechanicsProblem) else {})
+        if not internal:
+            return {}, {}
+        solid = self.mechanics.domain
+        owned = np.arange(solid.mesh.topology.index_map(3).size_local, dtype=np.int32)
+        parent = (owned if solid.entity_map is None
+                  else solid.entity_map.sub_topology_to_topology(owned, inverse=False))
+        input_cell = self.transport.mesh.topology.original_cell_index[parent]
+        return internal, {name: cell_entry_keys(f, input_cell) for name, f in internal.items()}
+
     def resolve_mechanics(self) -> None:
-        """Mechanics for the restored θ after a restart (elastic: exact; viscoplastic: the
-        plastic history is recomputed as one step from the reference state)."""
+        """Displacement and stresses of a restored state (θ and, for viscoplastic hosts,
+        the restored internal variables): an equilibrium solve over a step too short for
+        any flow (RESTORE_DT)."""
         self._send_theta()
-        if not self.mechanics.solve(1.0).converged:
+        if not self.mechanics.solve(RESTORE_DT).converged:
             raise RuntimeError("mechanics did not converge for the restored state")
         self._receive_stresses()
         self.accept(float("nan"))

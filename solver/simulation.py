@@ -164,9 +164,11 @@ class RunRecorder:
 class RunCheckpoints:
     """Checkpoints every `every` steps and at the end of each protocol segment."""
 
-    def __init__(self, problem: TransportProblem, folder: Path, every: int) -> None:
+    def __init__(self, problem: TransportProblem, folder: Path, every: int,
+                 coupled: ChemoMechanicalProblem | None = None) -> None:
         fields = {unknown.name: unknown for unknown in problem.unknowns}
-        self.writer = Checkpointer(folder, fields, problem.comm)
+        internal, keys = coupled.checkpoint_fields() if coupled else ({}, {})
+        self.writer = Checkpointer(folder, fields | internal, problem.comm, keys)
         self.every = every
         self.number = 0
         self.restarts = 0
@@ -211,7 +213,7 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
     log.info("case '%s': %d cells, %d transport dofs, %d mechanics dofs, %d ranks", case.name,
              tagged.mesh.topology.index_map(3).size_global, ndofs, mechanics_dofs, comm.size)
 
-    checkpoints = RunCheckpoints(transport, folder, case.output.checkpoint_every)
+    checkpoints = RunCheckpoints(transport, folder, case.output.checkpoint_every, coupled)
     resume = checkpoints.restore() if restart else None
     if resume:
         # The drive of the step the checkpoint closed: what the potential and current of

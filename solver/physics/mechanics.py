@@ -1019,6 +1019,12 @@ class ViscoplasticMechanicsProblem(MechanicsProblem):
         super().accept()
         self._project_plastic_strain()
 
+    def internal_variables(self) -> dict[str, fem.Function]:
+        """The committed quadrature-point state, by card: C_p⁻¹ and ε̄_p (for checkpoints;
+        with θ they determine u and the stresses)."""
+        return {f"{name}/{field_.name}": field_ for name, state in self._states.items()
+                for field_ in (state.Cp_inv, state.plastic_strain)}
+
     def _project_plastic_strain(self) -> None:
         if not self._states:
             return
