@@ -297,7 +297,7 @@ class MechanicsConfig(_Strict):
     viscoplastic: bool = True
     confinement: ConfinementConfig = ConfinementConfig()
     degree: Literal[1, 2] = 2
-    linear_solver: Literal["mumps", "gamg"] = "mumps"
+    linear_solver: Literal["mumps", "gamg"] = "gamg"  # mumps: a case option for small runs
     coupling_tolerance: Annotated[float, Field(gt=0.0, le=0.1)] = 1e-3
     coupling_max_iterations: Annotated[int, Field(ge=1, le=100)] = 30
     anderson_depth: Annotated[int, Field(ge=0, le=20)] = 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from mpi4py import MPI  # before dolfinx: loads the MPI library (see solver/__init__.py)
@@ -68,6 +69,23 @@ def comm() -> MPI.Comm:
 
 
 _EXIT_STATUS = pytest.StashKey[int]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under mpirun, no automatic garbage collection: it runs at rank-dependent moments,
+    and DOLFINx destroys a solver's SNES (a collective MUMPS call) when the collector
+    finalises it, so one rank would wait in MPI_Comm_dup for the other (seen as a hang
+    after a test file's last test). `_collect_together` collects after each test instead."""
+    if MPI.COMM_WORLD.size > 1:
+        gc.disable()
+
+
+@pytest.fixture(autouse=True)
+def _collect_together():
+    yield
+    if MPI.COMM_WORLD.size > 1:
+        MPI.COMM_WORLD.Barrier()
+        gc.collect()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
