@@ -339,11 +339,19 @@ class ChemoMechanicalProblem:
                        link.host.theta_stressed.x.array]
         return [array.copy() for array in arrays]
 
+    def step_columns(self) -> dict[str, float]:
+        """Per accepted step, for timeseries.csv: the staggered iterations, the mechanics'
+        Newton iterations and the most compressive σ_h (GPa)."""
+        return {"staggered_iterations": self._accepted_counts[0],
+                "mechanics_newton_iterations": self._accepted_counts[1],
+                "sigma_h_GPa_min": self.extremes()["sigma_h_GPa_min"]}
+
     def accept(self, time: float) -> None:
         self.transport.accept(time)
         self.mechanics.accept()
         self.mechanics_newton_total += self.last_mechanics_newton
         self.coupling_iterations_total += self.last_coupling_iterations
+        self._accepted_counts = (self.last_coupling_iterations, self.last_mechanics_newton)
         self.last_mechanics_newton = self.last_coupling_iterations = 0
         self._accepted = self._state()
         self._update_outputs()

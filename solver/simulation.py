@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from mpi4py import MPI
@@ -85,8 +86,10 @@ class RunRecorder:
 
     def __init__(self, problem: TransportProblem, folder: Path, case: CaseConfig,
                  resume: dict | None = None,
-                 extra_fields: dict[str, list] | None = None) -> None:
+                 extra_fields: dict[str, list] | None = None,
+                 step_columns: Callable[[], dict[str, float]] | None = None) -> None:
         self.problem = problem
+        self.step_columns = step_columns or dict
         self.case = case
         self.comm = problem.comm
         self.area_um2 = problem.integral("top_area")
@@ -106,7 +109,7 @@ class RunRecorder:
         columns += [f"li_{name}_mol" for name in self.li_initial]
         columns += [f"theta_{bound}_{name}" for name in self.li_initial for bound in ("min", "max")]
         columns += ["capacity_alloy_mAh_per_g", "capacity_plating_mAh_per_g",
-                    "li_balance_rel_error"]
+                    "li_balance_rel_error", *self.step_columns()]
         self.series = TimeSeries(folder / "timeseries.csv", columns, self.comm,
                                  resume_from=resume["time"] if resume else None)
         self.last_row: dict[str, float] = {}
@@ -151,6 +154,7 @@ class RunRecorder:
                "capacity_plating_mAh_per_g": None,
                "li_balance_rel_error": self.li_balance_error()}
         row |= {f"li_{name}_mol": value for name, value in li.items()}
+        row |= self.step_columns()
         for name, (low, high) in self.problem.theta_range().items():
             row |= {f"theta_min_{name}": low, f"theta_max_{name}": high}
         self.last_row = row
@@ -224,7 +228,8 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
             coupled.resolve_mechanics()
         resume["recorder"]["restarts"] = checkpoints.restarts
     recorder = RunRecorder(transport, folder, case, resume["recorder"] if resume else None,
-                           coupled.output_fields() if coupled else None)
+                           coupled.output_fields() if coupled else None,
+                           coupled.step_columns if coupled else None)
     segments = protocol_segments(case.protocol)
     total_time = sum(segment.duration for segment in segments)
     bar = tqdm(total=total_time, unit="s", disable=comm.rank != 0, desc=case.name, mininterval=1.0,
