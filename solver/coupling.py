@@ -252,29 +252,27 @@ class ChemoMechanicalProblem:
                 target.x.scatter_forward()
             link.host.theta_stressed.x.array[:] = link.host.theta.x.array
 
-    def _owned_sigma_h(self) -> np.ndarray:
-        return np.concatenate([link.host.sigma_h.x.array[:self._owned(link)]
-                               for link in self.links])
-
-    def _owned_theta(self) -> np.ndarray:
-        return np.concatenate([link.host.theta.x.array[:self._owned(link)].copy()
+    def _owned(self, name: str) -> np.ndarray:
+        """The owned nodal values of one host field (`theta`, `sigma_h`) of all hosts."""
+        return np.concatenate([getattr(link.host, name).x.array[:self._owned_size(link)]
                                for link in self.links])
 
     def _set_theta(self, values: np.ndarray) -> None:
         start = 0
         for link in self.links:
-            size = self._owned(link)
+            size = self._owned_size(link)
             link.host.theta.x.array[:size] = values[start:start + size]
             link.host.theta.x.scatter_forward()
             start += size
 
     def _stiffness(self) -> np.ndarray:
         """β of each owned host node (the fixed-stress stiffness of its host)."""
-        return np.concatenate([np.full(self._owned(link), float(link.host.stress_stiffness.value))
+        return np.concatenate([np.full(self._owned_size(link),
+                                       float(link.host.stress_stiffness.value))
                                for link in self.links])
 
     @staticmethod
-    def _owned(link: _HostLink) -> int:
+    def _owned_size(link: _HostLink) -> int:
         return link.host.sigma_h.function_space.dofmap.index_map.size_local
 
     # -- TransientProblem ----------------------------------------------------------------
@@ -293,7 +291,7 @@ class ChemoMechanicalProblem:
         newton, mechanics_newton = 0, 0
         self.anderson.reset()
         stiffness = self._stiffness()
-        theta_in = self._owned_theta()
+        theta_in = self._owned("theta")
         previous = np.inf
         for iteration in range(1, self.max_iterations + 1):
             self._set_theta(theta_in)
@@ -307,9 +305,9 @@ class ChemoMechanicalProblem:
             newton += result.newton_iterations
             if not result.converged:
                 return self._failed(newton, mechanics_newton, "transport Newton failed")
-            theta_out = self._owned_theta()
+            theta_out = self._owned("theta")
             change = self._max(stiffness * np.abs(theta_out - theta_in))
-            scale = max(self._max(np.abs(self._owned_sigma_h())), STRESS_FLOOR_MPA)
+            scale = max(self._max(np.abs(self._owned("sigma_h"))), STRESS_FLOOR_MPA)
             log.debug("staggered iteration %d: stress inconsistency %.3g MPa (relative %.2e)",
                       iteration, change, change / scale)
             if change < self.tolerance * scale:
@@ -332,12 +330,10 @@ class ChemoMechanicalProblem:
     def _max(self, values: np.ndarray) -> float:
         return self.comm.allreduce(float(np.max(values, initial=0.0)), op=MPI.MAX)
 
-    def _state(self) -> list[np.ndarray]:
-        arrays = []
-        for link in self.links:
-            arrays += [link.host.sigma_h.x.array, link.host.eps_lat.x.array,
-                       link.host.theta_stressed.x.array]
-        return [array.copy() for array in arrays]
+    def _coupling_arrays(self) -> list[np.ndarray]:
+        """The hosts' arrays that the coupling owns (the transport keeps θ, the mechanics u)."""
+        return [field_.x.array for link in self.links
+                for field_ in (link.host.sigma_h, link.host.eps_lat, link.host.theta_stressed)]
 
     def step_columns(self) -> dict[str, float]:
         """Per accepted step, for timeseries.csv: the staggered iterations, the mechanics'
@@ -353,17 +349,13 @@ class ChemoMechanicalProblem:
         self.coupling_iterations_total += self.last_coupling_iterations
         self._accepted_counts = (self.last_coupling_iterations, self.last_mechanics_newton)
         self.last_mechanics_newton = self.last_coupling_iterations = 0
-        self._accepted = self._state()
+        self._accepted = [array.copy() for array in self._coupling_arrays()]
         self._update_outputs()
 
     def reject(self) -> None:
         self.transport.reject()
         self.mechanics.reject()
-        targets = []
-        for link in self.links:
-            targets += [link.host.sigma_h.x.array, link.host.eps_lat.x.array,
-                        link.host.theta_stressed.x.array]
-        for target, saved in zip(targets, self._accepted, strict=True):
+        for target, saved in zip(self._coupling_arrays(), self._accepted, strict=True):
             target[:] = saved
 
     def anode_potential(self) -> float:
