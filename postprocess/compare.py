@@ -140,7 +140,9 @@ def held_capacity(series_file: Path, case_file: Path) -> dict[str, float]:
     if len(rows) < 1:
         return {}
     first, last = rows[0], rows[-1]
-    hosts = [c[3:-4] for c in first if c.startswith("li_") and c.endswith("_mol")]
+    # li_plated_mol (Li metal in the pores) has no θ: it is not a host.
+    hosts = [c[3:-4] for c in first if c.startswith("li_") and c.endswith("_mol")
+             and f"theta_min_{c[3:-4]}" in first]
     library = run_library(case_file)
     out: dict[str, float] = {}
     li_total, mass_g = 0.0, 0.0

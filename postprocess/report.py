@@ -1,4 +1,5 @@
-"""`constrict report`: a sweep folder gathered into one CSV and metric-vs-parameter plots.
+"""`constrict report`: a sweep folder gathered into one CSV and metric-vs-parameter plots
+(a bar chart of the runs for a list sweep over names, such as scaffold materials).
 
 Reads the sweep's manifest.json and each run's metrics.json (no MPI, no DOLFINx). The
 status of a run comes from its metrics.json when there is one, so a Slurm sweep (whose
@@ -28,16 +29,18 @@ from solver.units import Q_  # noqa: E402
 log = logging.getLogger("constrict.report")
 
 # Panels of each figure: (y label, metrics drawn in it). Metrics that are null in every
-# run are left out with a note; a panel with nothing left is not drawn. The hot-spot
-# factor and the interfacial plating fraction come with the mechanics and plating models
-# (issue 5/6) under these names.
+# run are left out with a note; a panel with nothing left is not drawn. The interface and
+# plating metrics are those of postprocess/plating_metrics.py (scaffold runs only).
 PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("shell depth (nm)", ("shell_depth_nm_mean",)),
     ("capacity (mAh/g host)", ("capacity_alloy_mAh_per_g", "capacity_plating_mAh_per_g")),
-    ("hot-spot factor", ("hot_spot_factor",)),
+    ("hot-spot factor (q99 / mean)", ("hotspot_factor",)),
+    ("interface current CoV", ("current_cov",)),
     ("interfacial plating fraction", ("interfacial_plating_fraction",)),
+    ("plated depth centroid (µm)", ("plated_depth_centroid_um",)),
     ("final anode potential (V)", ("anode_potential_V_final",)),
 )
+COMPARISON_FIGURE = "comparison.png"
 ERROR_BARS = {"shell_depth_nm_mean": "shell_depth_nm_std"}
 LABELS = {"capacity_alloy_mAh_per_g": "alloying", "capacity_plating_mAh_per_g": "plating"}
 _NUMBER_FIRST = re.compile(r"\s*[-+]?(\d|\.\d)")
@@ -103,7 +106,8 @@ def _flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def write_report(folder: Path, target: Path | None = None) -> Report:
-    """results.csv and one PNG per swept axis in `target` (default FOLDER/report)."""
+    """results.csv and one PNG per swept axis in `target` (default FOLDER/report), and
+    comparison.png (a bar per run) for a list sweep with a categorical axis."""
     folder = Path(folder)
     manifest, rows = gather(folder)
     target = Path(target) if target else folder / "report"
@@ -122,14 +126,17 @@ def write_report(folder: Path, target: Path | None = None) -> Report:
                  if all(_number(row.get(key)) is None for row in done)]
         if empty:
             report.notes.append("not plotted (null in every completed run): " + ", ".join(empty))
-        for axis in manifest["axes"]:
-            others = [a for a in manifest["axes"] if a != axis]
-            figure = _plot_axis(done, axis, others, empty, manifest["sweep"])
+        figures = {f"vs_{_slug(axis)}.png": _plot_axis(
+            done, axis, [a for a in manifest["axes"] if a != axis], empty, manifest["sweep"])
+            for axis in manifest["axes"]}
+        if manifest.get("mode") == "list" and _categorical(done, manifest["axes"]):
+            figures[COMPARISON_FIGURE] = _plot_runs(done, manifest["axes"], empty,
+                                                    manifest["sweep"])
+        for name, figure in figures.items():
             if figure is not None:
-                path = target / f"vs_{_slug(axis)}.png"
-                figure.savefig(path, dpi=120)
+                figure.savefig(target / name, dpi=120)
                 plt.close(figure)
-                report.figures.append(path)
+                report.figures.append(target / name)
     if manifest.get("compare"):
         from postprocess.compare import write_comparison
 
@@ -145,9 +152,9 @@ def write_report(folder: Path, target: Path | None = None) -> Report:
 
 def _plot_axis(rows: list[dict[str, Any]], axis: str, others: list[str], empty: list[str],
                title: str) -> plt.Figure | None:
-    """One panel per metric group; one line per combination of the other axes."""
-    panels = [(label, [k for k in keys if k not in empty]) for label, keys in PANELS]
-    panels = [(label, keys) for label, keys in panels if keys]
+    """One panel per metric group; one line per combination of the other axes (markers
+    only when the axis is categorical: a line between names would suggest a trend)."""
+    panels = _panels(empty)
     if not panels:
         return None
     x_of, x_label, ticks = _axis_positions([row.get(axis) for row in rows], axis)
@@ -155,15 +162,13 @@ def _plot_axis(rows: list[dict[str, Any]], axis: str, others: list[str], empty: 
     for row in rows:
         label = ", ".join(f"{_short(o)}={row.get(o)}" for o in others)
         series.setdefault(label, []).append(row)
-    columns = min(3, len(panels))
-    n_rows = math.ceil(len(panels) / columns)
-    figure, grid = plt.subplots(n_rows, columns, figsize=(4.6 * columns, 3.6 * n_rows + 0.6),
-                                squeeze=False)
+    styles = ("o", "s", "^") if ticks else ("o-", "s--", "^:")
+    figure, grid = _panel_grid(len(panels), 4.6)
     for ax, (label, keys) in zip(grid.flat, panels, strict=False):
         for index, (name, members) in enumerate(series.items()):
             members = sorted(members, key=lambda r: x_of[_key(r.get(axis))])
             x = [x_of[_key(r.get(axis))] for r in members]
-            for style, key in zip(("o-", "s--", "^:"), keys, strict=False):
+            for style, key in zip(styles, keys, strict=False):
                 y = [_number(r.get(key)) for r in members]
                 y = [math.nan if v is None else v for v in y]
                 err = ERROR_BARS.get(key)
@@ -180,14 +185,75 @@ def _plot_axis(rows: list[dict[str, Any]], axis: str, others: list[str], empty: 
             ax.set_xscale("log")
         if len(series) > 1 or len(keys) > 1:
             ax.legend(fontsize=7)
-    for ax in list(grid.flat)[len(panels):]:
+    _finish(figure, grid, len(panels), f"{title}: metrics vs {axis}", empty)
+    return figure
+
+
+def _plot_runs(rows: list[dict[str, Any]], axes: list[str], empty: list[str],
+               title: str) -> plt.Figure | None:
+    """One panel per metric group with one bar per run (side by side when the panel has
+    several metrics), labelled by the run's axis values: for list sweeps over names
+    (scaffold materials), where runs have no order to draw a line along."""
+    panels = _panels(empty)
+    if not panels:
+        return None
+    labels = [_run_label(row, axes) for row in rows]
+    positions = range(len(rows))
+    figure, grid = _panel_grid(len(panels), max(4.6, 0.55 * len(rows) + 1.5))
+    for ax, (label, keys) in zip(grid.flat, panels, strict=False):
+        width = 0.8 / len(keys)
+        for index, key in enumerate(keys):
+            y = [_number(r.get(key)) for r in rows]
+            err = ERROR_BARS.get(key)
+            ax.bar([p + (index - (len(keys) - 1) / 2) * width for p in positions],
+                   [math.nan if v is None else v for v in y], width, color=f"C{index}",
+                   yerr=[_number(r.get(err)) or 0.0 for r in rows] if err else None,
+                   capsize=3, label=LABELS.get(key, key) if len(keys) > 1 else None)
+        long = max(len(line) for text in labels for line in text.splitlines()) > 6
+        ax.set_xticks(positions, labels, rotation=30 if long else 0,
+                      ha="right" if long else "center", fontsize=8)
+        ax.set_ylabel(label)
+        if len(keys) > 1:
+            ax.legend(fontsize=7)
+    _finish(figure, grid, len(panels), f"{title}: metrics per run", empty)
+    return figure
+
+
+def _panels(empty: list[str]) -> list[tuple[str, list[str]]]:
+    """PANELS without the metrics of `empty`, and without the panels left with none."""
+    panels = [(label, [k for k in keys if k not in empty]) for label, keys in PANELS]
+    return [(label, keys) for label, keys in panels if keys]
+
+
+def _panel_grid(count: int, width: float) -> tuple[plt.Figure, Any]:
+    columns = min(3, count)
+    n_rows = math.ceil(count / columns)
+    return plt.subplots(n_rows, columns, figsize=(width * columns, 3.6 * n_rows + 0.6),
+                        squeeze=False)
+
+
+def _finish(figure: plt.Figure, grid: Any, used: int, title: str, empty: list[str]) -> None:
+    for ax in list(grid.flat)[used:]:
         ax.set_visible(False)
-    figure.suptitle(f"{title}: metrics vs {axis}")
+    figure.suptitle(title)
     if empty:
         figure.text(0.01, 0.005, "not plotted (null in every run): " + ", ".join(empty),
                     fontsize=7, color="0.4")
     figure.tight_layout(rect=(0, 0.03, 1, 1))
-    return figure
+
+
+def _categorical(rows: list[dict[str, Any]], axes: list[str]) -> bool:
+    """Whether some axis has values that are not quantities of one dimension."""
+    return any(_axis_positions([row.get(axis) for row in rows], axis)[2] for axis in axes)
+
+
+def _run_label(row: dict[str, Any], axes: list[str]) -> str:
+    """The run's values of the axes it sets: the value alone for a single axis, one
+    `key=value` line per axis otherwise; the run id when it sets none."""
+    values = [(axis, row.get(axis)) for axis in axes if row.get(axis) is not None]
+    if len(axes) == 1 and values:
+        return str(values[0][1])
+    return "\n".join(f"{_short(axis)}={value}" for axis, value in values) or str(row["run"])
 
 
 def _axis_positions(values: list[Any], axis: str) -> tuple[dict[str, float], str, list[str]]:

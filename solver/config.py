@@ -310,6 +310,22 @@ class MechanicsConfig(_Strict):
         return self
 
 
+class PlatingConfig(_Strict):
+    """Plated Li metal in the pores (MODEL §5, §7; docs/plating.md).
+
+    `percolation_fraction` ψ_perc: a pore holds Li metal (electron access, stripping, no
+    nucleation barrier) once ψ exceeds it. `filling_fraction` ψ_c of (7.2). `contact_band`:
+    a solid-electrolyte|pore facet within this distance of a host or conductor surface has
+    electron access (the triple-junction band of §5).
+    """
+
+    enabled: bool = False
+    metal: str = "Li"
+    percolation_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.05
+    filling_fraction: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
+    contact_band: _quantity("um", gt="0 um", le="10 um") = 0.1  # type: ignore[valid-type]
+
+
 class OutputConfig(_Strict):
     """Field snapshots every `fields_every` steps, checkpoints every `checkpoint_every`
     steps (0: never); both also at the end of each protocol step."""
@@ -330,8 +346,16 @@ class CaseConfig(_Strict):
     temperature: Temperature
     stack_pressure: Pressure = 0.0
     mechanics: MechanicsConfig = MechanicsConfig()
+    plating: PlatingConfig = PlatingConfig()
     solver: SolverConfig = SolverConfig()
     output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _plating_needs_pores(self) -> CaseConfig:
+        if self.plating.enabled and self.geometry.kind != "scaffold":
+            raise ValueError("plating.enabled: plated Li lives in the pores of a scaffold; "
+                             f"geometry.kind '{self.geometry.kind}' has none (use scaffold)")
+        return self
 
 
 def set_dotted(data: dict[str, Any], assignment: str) -> None:
@@ -428,7 +452,8 @@ def case_materials(case: CaseConfig) -> dict[str, MaterialCard]:
 
 _ROLE_KINDS = {"particle": ("host", "conductor", "insulator"), "electrolyte": ("electrolyte",),
                "single_particle": ("host",), "coating": ("host",),
-               "matrix": ("electrolyte", "host", "conductor", "insulator")}
+               "matrix": ("electrolyte", "host", "conductor", "insulator"),
+               "metal": ("metal",)}
 
 
 def _material_problems(case: CaseConfig) -> list[str]:
@@ -453,6 +478,8 @@ def _material_problems(case: CaseConfig) -> list[str]:
     if case.mechanics.confinement.material is not None:
         uses.append(("mechanics.confinement.material", case.mechanics.confinement.material,
                      "matrix"))
+    if case.plating.enabled:
+        uses.append(("plating.metal", case.plating.metal, "metal"))
     problems = []
     for field, name, role in uses:
         if name not in library:

@@ -189,9 +189,17 @@ class MetalProperties:
     T_ref: Quantity = _value("K")
 
 
+@dataclass(frozen=True, kw_only=True)
+class ConductorProperties:
+    """An inert electronic conductor (Cu, Ti): takes no Li, only offers electrons (§5)."""
+
+    nucleation_overpotential: Quantity = _value("V", "nonnegative")  # η_nuc of Li on it, §5
+
+
 _PROPERTIES: dict[str, type] = {  # the block each kind carries, under the kind's name
     "host": HostProperties,
     "electrolyte": ElectrolyteProperties,
+    "conductor": ConductorProperties,
     "metal": MetalProperties,
 }
 _BOOKKEEPING = ("kind", "sources", "calibrated", "assumed", "notes")
@@ -217,6 +225,7 @@ class MaterialCard:
     notes: str = ""
     host: HostProperties | None = None
     electrolyte: ElectrolyteProperties | None = None
+    conductor: ConductorProperties | None = None
     metal: MetalProperties | None = None
     overridden: tuple[str, ...] = ()
     spec: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)

@@ -33,6 +33,7 @@ from solver.materials import (
     theta_at_potential,
 )
 from solver.physics import transport
+from solver.pores import PoreSpace
 from solver.stepper import Drive, StepResult
 from solver.units import Q_, F
 
@@ -48,6 +49,10 @@ TDIM, FDIM = 3, 2
 QUADRATURE = {"quadrature_degree": 3}
 # Vertex quadrature of the P1 mass matrix: mass lumping.
 LUMPED = {"quadrature_rule": "vertex", "quadrature_degree": 1}
+# Newton may stop at a residual this far below the first when its line search stalls.
+STALL_RTOL = 1e-7
+# The creep flux of (7.1): M ∝ G^(n−1) on P1 pressures (G constant per cell), ψ linear.
+CREEP_QUADRATURE = {"quadrature_degree": 2}
 
 
 def _to_float(quantity, unit: str) -> float:
@@ -90,6 +95,16 @@ class ReactionSite:
     measure: ufl.Measure
     host_side: str | None  # "+" on interior facets, None on the particle surface
     electrolyte_side: str | None
+
+
+@dataclass
+class HostContact:
+    """Facets where a host touches a pore (Γ_HP, forced plating) or another host material
+    (Γ_HH', exchange): the host is the "+" side, the pore or the other host "−"."""
+
+    host: HostField
+    measure: ufl.Measure
+    other: HostField | None = None  # None on Γ_HP
 
 
 def cell_regions(tagged: TaggedMesh) -> np.ndarray:
@@ -150,11 +165,19 @@ class TransportProblem:
                                    for name, tag in tagged.regions.items()
                                    if name.startswith("electrolyte:")}
         self.phi = self._electrolyte_field() if not self.single_particle else None
+        self.pores = (PoreSpace(tagged, self.regions, case, materials)
+                      if case.plating.enabled else None)
         self.start_at_rest()
+        self._interface_data: list[tuple[int, np.ndarray]] = []
+        self._interface_sides: dict[int, tuple[frozenset[int], frozenset[int]]] = {}
         self.sites = self._reaction_sites()
+        self.plating_sites = self._plating_facets() if self.pores is not None else None
+        self.host_contacts = self._host_contacts() if self.pores is not None else []
         self.entity_maps = [host.entity_map for host in self.hosts]
         if self.phi is not None:
             self.entity_maps.append(self.phi_entity_map)
+        if self.pores is not None:
+            self.entity_maps.append(self.pores.entity_map)
         self.petsc_options = self._solver_options(petsc_options or {})
         self._solvers: dict[str, NonlinearProblem] = {}
         self._diagnostics = self._diagnostic_forms()
@@ -226,27 +249,69 @@ class TransportProblem:
             self.kappa_scaled.x.array[sub_cells[self.regions[parent_cells] == tag]] = scaled
         return phi
 
+    def interface_measure(self, name: str, first_side_tags: set[int], second_side_tags: set[int],
+                   metadata: dict | None = None) -> ufl.Measure:
+        """dS over the facet group `name`, with the first side's cells "+" (all interface
+        measures share one integration-data list, `_interface_data`); `metadata`: the
+        quadrature (default `QUADRATURE`)."""
+        tag = self.tagged.interfaces[name]
+        if tag not in self._interface_sides:
+            entities = interface_entities(self.tagged, self.regions, tag, first_side_tags)
+            other_side = self.regions[entities.reshape(-1, 4)[:, 2]]
+            if not np.all(np.isin(other_side, list(second_side_tags))):
+                raise RuntimeError(f"{name} facets do not all face the expected region")
+            self._interface_data.append((tag, entities))
+            self._interface_sides[tag] = (frozenset(first_side_tags), frozenset(second_side_tags))
+        elif self._interface_sides[tag] != (frozenset(first_side_tags),
+                                            frozenset(second_side_tags)):
+            raise ValueError(f"{name} was registered with its sides the other way round")
+        measure = ufl.Measure("dS", domain=self.mesh, subdomain_data=self._interface_data,
+                              metadata=metadata or QUADRATURE)
+        return measure(tag)
+
     def _reaction_sites(self) -> list[ReactionSite]:
         if self.single_particle:
             return [ReactionSite(host, self.ds(self.tagged.interfaces["surface"]), None, None)
                     for host in self.hosts]
-        electrolyte_tags = set(self.electrolyte_layers)
-        integration_data, sites = [], []
+        sites = []
         for host in self.hosts:
             name = f"EH:{host.name}"
             if name not in self.tagged.interfaces:
                 log.warning("host %s does not touch the electrolyte", host.name)
                 continue
-            tag = self.tagged.interfaces[name]
-            entities = interface_entities(self.tagged, self.regions, tag, {host.cell_tag})
-            other_side = self.regions[entities.reshape(-1, 4)[:, 2]]
-            if not np.all(np.isin(other_side, list(electrolyte_tags))):
-                raise RuntimeError(f"{name} facets do not all face the electrolyte")
-            integration_data.append((tag, entities))
-            sites.append((host, tag))
-        interface_measure = ufl.Measure("dS", domain=self.mesh, subdomain_data=integration_data,
-                                        metadata=QUADRATURE)
-        return [ReactionSite(host, interface_measure(tag), "+", "-") for host, tag in sites]
+            measure = self.interface_measure(name, {host.cell_tag}, set(self.electrolyte_layers))
+            sites.append(ReactionSite(host, measure, "+", "-"))
+        return sites
+
+    def _plating_facets(self) -> ufl.Measure | None:
+        """Γ_EP (pore "+", electrolyte "−"), where Li⁺ from the electrolyte may plate.
+
+        Like the storage of ψ, the plating currents are lumped (vertex quadrature), in every
+        row they enter: the Li plated at a vertex then depends on ψ at that vertex only, and
+        a vertex without metal cannot lose any (ψ ≥ 0 up to the Newton tolerance)."""
+        if "EP" not in self.tagged.interfaces:
+            log.warning("no pore touches the electrolyte: no plating on Γ_EP")
+            return None
+        return self.interface_measure("EP", {self.pores.cell_tag}, set(self.electrolyte_layers),
+                               LUMPED)
+
+    def _host_contacts(self) -> list[HostContact]:
+        """Γ_HP of every host and Γ_HH' of every pair of host materials that touch."""
+        by_name = {host.name: host for host in self.hosts}
+        contacts = []
+        for host in self.hosts:
+            name = f"HP:{host.name}"
+            if name in self.tagged.interfaces:
+                contacts.append(HostContact(host, self.interface_measure(
+                    name, {host.cell_tag}, {self.pores.cell_tag}, LUMPED)))
+        for name in sorted(self.tagged.interfaces):
+            letters, _, pair = name.partition(":")
+            if letters != "HH":
+                continue
+            first, second = (by_name[material] for material in pair.split("|"))
+            contacts.append(HostContact(first, self.interface_measure(
+                name, {first.cell_tag}, {second.cell_tag}), other=second))
+        return contacts
 
     def _solver_options(self, command_line: dict[str, str | None]) -> dict[str, object]:
         settings = self.case.solver
@@ -266,7 +331,7 @@ class TransportProblem:
 
     # -- the physics --------------------------------------------------------------------
 
-    def _site_current(self, site: ReactionSite, drive: Drive) -> ufl.core.expr.Expr:
+    def site_current(self, site: ReactionSite, drive: Drive) -> ufl.core.expr.Expr:
         """Local reaction current density i (A/m²) on a site (5.1)."""
         host = site.host.card
         if self.single_particle and drive.mode == "current":
@@ -277,6 +342,60 @@ class TransportProblem:
         i0 = _to_float(host.host.i0_alloy, "A/m^2") * transport.site_availability(theta_s,
                                                                                  host.host.alpha)
         return transport.butler_volmer(i0, host.host.alpha, self.f, eta)
+
+    def plating_current(self) -> ufl.core.expr.Expr:
+        """Li plating from the electrolyte on Γ_EP (A/m²), §5: where the facet has electrons,
+        (5.1) against U_Li(p_Li) with the nucleation barrier where no metal is present yet."""
+        pores, layer = self.pores, self._bottom_layer().electrolyte
+        eta = 0.0 - self.phi("-") - pores.plating_potential("+")  # η = φ_s − φ_e − U_Li
+        current = transport.deposition_current(
+            _to_float(layer.i0_plating, "A/m^2"), layer.alpha_plating, self.f, eta,
+            pores.presence("+"), pores.eta_nucleation("+"))
+        return pores.electron_access("+") * current
+
+    def _bottom_layer(self) -> MaterialCard:
+        """The electrolyte layer that meets the scaffold (layer 0)."""
+        (tag,) = [tag for name, tag in self.tagged.regions.items()
+                  if name.startswith("electrolyte:0:")]
+        return self.electrolyte_layers[tag]
+
+    def contact_current(self, contact: HostContact) -> ufl.core.expr.Expr:
+        """Li moved from the host ("+") to the pore's metal or to the other host ("−"),
+        in A/m² (§5): (5.1) with η replaced by the driving force Δ.
+
+        Γ_HP: Δ = U_k(θ_s, σ_h,s) − U_Li(p_Li), forced plating with the nucleation barrier
+        of the host where its pore holds no metal. Γ_HH': Δ = U_k − U_k', exchange."""
+        host, card = contact.host, contact.host.card.host
+        theta_s, sigma_s = host.theta("+"), host.transport_sigma_h("+")
+        u_host = equilibrium_potential(host.card, theta_s, sigma_s)
+        availability = transport.site_availability(theta_s, card.alpha)
+        i0 = _to_float(card.i0_forced_plating, "A/m^2")
+        if contact.other is None:
+            pores = self.pores
+            return transport.deposition_current(
+                i0 * availability, card.alpha, self.f, u_host - pores.plating_potential("-"),
+                pores.presence("-"), _to_float(card.nucleation_overpotential, "V"))
+        other = contact.other
+        theta_o, sigma_o = other.theta("-"), other.transport_sigma_h("-")
+        i0 = min(i0, _to_float(other.card.host.i0_forced_plating, "A/m^2"))
+        availability *= transport.site_availability(theta_o, other.card.host.alpha)
+        delta = u_host - equilibrium_potential(other.card, theta_o, sigma_o)
+        return transport.butler_volmer(i0 * availability, card.alpha, self.f, delta)
+
+    def _pore_residuals(self) -> list[ufl.Form]:
+        """(7.1)–(7.2) on the pore cells; ψ gains the Li plated on Γ_EP and Γ_HP: −Ω_Li q
+        per facet area with q = i/F."""
+        pores = self.pores
+        R_psi, R_p = pores.residuals(self.dt, self.dx(pores.cell_tag, metadata=CREEP_QUADRATURE),
+                                     self.dx(pores.cell_tag, metadata=LUMPED))
+        v = ufl.TestFunction(pores.psi.function_space)
+        per_current = pores.volume_per_mol_flux / F.m_as("C/mol")  # A/m² → µm/s of Li metal
+        if self.plating_sites is not None:
+            R_psi -= per_current * self.plating_current() * v("+") * self.plating_sites
+        for contact in self.host_contacts:
+            if contact.other is None:
+                R_psi -= per_current * self.contact_current(contact) * v("-") * contact.measure
+        return [R_psi, R_p]
 
     @staticmethod
     def _restricted(site: ReactionSite, *functions):
@@ -295,11 +414,20 @@ class TransportProblem:
             for site in self.sites:
                 if site.host is host:
                     (v_s,) = self._restricted(site, v)
-                    residual -= host.flux_per_current * self._site_current(site, drive) * v_s \
+                    residual -= host.flux_per_current * self.site_current(site, drive) * v_s \
                         * site.measure
+            for contact in self.host_contacts:
+                if contact.host is host:  # Li leaves through Γ_HP or Γ_HH'
+                    residual += host.flux_per_current * self.contact_current(contact) \
+                        * v("+") * contact.measure
+                if contact.other is host:  # Li arrives through Γ_HH'
+                    residual -= host.flux_per_current * self.contact_current(contact) \
+                        * v("-") * contact.measure
             residuals.append(residual)
         if self.phi is not None:
             residuals.append(self._electrolyte_residual(drive))
+        if self.pores is not None:
+            residuals += self._pore_residuals()
         return residuals
 
     def _electrolyte_residual(self, drive: Drive) -> ufl.Form:
@@ -309,8 +437,10 @@ class TransportProblem:
         residual = transport.electrolyte_residual(self.kappa_scaled, self.phi, w,
                                                   self.dx(tuple(self.electrolyte_layers)))
         for site in self.sites:
-            residual += per_current * self._site_current(site, drive) * w(site.electrolyte_side) \
+            residual += per_current * self.site_current(site, drive) * w(site.electrolyte_side) \
                 * site.measure
+        if self.plating_sites is not None:
+            residual += per_current * self.plating_current() * w("-") * self.plating_sites
         if drive.mode == "current":
             top = self.ds(self.tagged.interfaces["top"])
             residual -= per_current * self.applied_current * w * top
@@ -343,6 +473,7 @@ class TransportProblem:
             self._solvers[key] = NonlinearProblem(
                 residuals, unknowns, bcs=bcs, J=jacobian, entity_maps=self.entity_maps,
                 petsc_options_prefix=f"constrict_{key}_", petsc_options=self.petsc_options)
+            self._solvers[key].solver.setConvergenceHistory()
         return self._solvers[key]
 
     def _voltage_bcs(self) -> list[fem.DirichletBC]:
@@ -356,7 +487,9 @@ class TransportProblem:
 
     @property
     def unknowns(self) -> list[fem.Function]:
-        return [host.theta for host in self.hosts] + ([self.phi] if self.phi is not None else [])
+        unknowns = [host.theta for host in self.hosts]
+        unknowns += [self.phi] if self.phi is not None else []
+        return unknowns + ([self.pores.psi, self.pores.p_li] if self.pores is not None else [])
 
     def apply_drive(self, drive: Drive) -> None:
         self.drive = drive
@@ -367,24 +500,42 @@ class TransportProblem:
             self.top_potential.value = -drive.value
 
     def solve(self, dt: float) -> StepResult:
+        """Block Newton on (θ_k, φ_e, and ψ, p_Li when plating is on)."""
         self.dt.value = dt
+        if self.pores is not None:
+            self.pores.update_metal_contacts()
         solver = self._solver_for(self.drive)
         solver.solve()
         snes = solver.solver
-        converged = snes.getConvergedReason() > 0
+        converged = snes.getConvergedReason() > 0 or self._stalled_at_round_off(snes)
         for unknown in self.unknowns:
             unknown.x.scatter_forward()
+        if converged and self.pores is not None:
+            converged = self.pores.after_solve(dt)
         self.last_theta_change = self._max_theta_change() if converged else np.inf
         return StepResult(converged, snes.getIterationNumber())
+
+    @staticmethod
+    def _stalled_at_round_off(snes: PETSc.SNES) -> bool:
+        """A line search that cannot lower a residual already STALL_RTOL below the first:
+        the creep term of (7.1) has a round-off floor above newton_rtol (docs/plating.md)."""
+        history, _ = snes.getConvergenceHistory()
+        if snes.getConvergedReason() != -6 or len(history) == 0:  # DIVERGED_LINE_SEARCH
+            return False
+        return snes.getFunctionNorm() <= STALL_RTOL * history[0]
 
     def accept(self, time: float) -> None:
         for host in self.hosts:
             host.theta_old.x.array[:] = host.theta.x.array
         self._accepted = [unknown.x.array.copy() for unknown in self.unknowns]
+        if self.pores is not None:
+            self.pores.accept()
 
     def reject(self) -> None:
         for unknown, accepted in zip(self.unknowns, self._accepted, strict=True):
             unknown.x.array[:] = accepted
+        if self.pores is not None:
+            self.pores.reject()
 
     def _max_theta_change(self) -> float:
         local = max((np.max(np.abs(h.theta.x.array - h.theta_old.x.array), initial=0.0)
@@ -442,7 +593,9 @@ class TransportProblem:
             return self.drive.value
         if "reaction_current" not in self._diagnostics:
             voltage = Drive("voltage", 0.0)
-            total = sum(self._site_current(site, voltage) * site.measure for site in self.sites)
+            total = sum(self.site_current(site, voltage) * site.measure for site in self.sites)
+            if self.plating_sites is not None:
+                total += self.plating_current() * self.plating_sites
             self._diagnostics["reaction_current"] = fem.form(total, entity_maps=self.entity_maps)
         return self.integral("reaction_current") / self.integral("top_area")
 
@@ -455,6 +608,10 @@ class TransportProblem:
             high = self.comm.allreduce(owned.max(initial=-np.inf), op=MPI.MAX)
             ranges[host.name] = (low, high)
         return ranges
+
+    def li_plated_mol(self) -> float:
+        """Li metal in the pores (mol); 0 without plating."""
+        return self.pores.li_mol() if self.pores is not None else 0.0
 
     def li_in_hosts_mol(self) -> dict[str, float]:
         return {host.name: host.mol_per_theta_volume * self.integral(f"theta_volume:{host.name}")

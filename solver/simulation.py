@@ -26,12 +26,14 @@ from postprocess.metrics import (
     summarize_shell_depths,
 )
 from postprocess.paraview_state import write_paraview_script
+from postprocess.plating_metrics import write_plating_outputs
 from postprocess.plots import plot_run_summary
 from postprocess.render import render_run
 from solver.checkpoint import Checkpointer
 from solver.config import CaseConfig, case_materials
 from solver.coupling import ChemoMechanicalProblem
 from solver.geometry import mesh_spec
+from solver.interface_currents import InterfaceCurrents, write_plated_li_csv
 from solver.output import FieldWriter, TimeSeries, write_json
 from solver.problem import TransportProblem
 from solver.stepper import (
@@ -87,20 +89,28 @@ class RunRecorder:
     def __init__(self, problem: TransportProblem, folder: Path, case: CaseConfig,
                  resume: dict | None = None,
                  extra_fields: dict[str, list] | None = None,
-                 step_columns: Callable[[], dict[str, float]] | None = None) -> None:
+                 step_columns: Callable[[], dict[str, float]] | None = None,
+                 interface: InterfaceCurrents | None = None) -> None:
         self.problem = problem
+        self.interface = interface
         self.step_columns = step_columns or dict
         self.case = case
         self.comm = problem.comm
         self.area_um2 = problem.integral("top_area")
         self.masses_g = host_masses_g(problem)
         self.li_initial = resume["li_initial"] if resume else problem.li_in_hosts_mol()
+        self.plated_initial = (resume.get("plated_initial", 0.0) if resume
+                               else problem.li_plated_mol())
         self.charge_C = resume["charge_C"] if resume else 0.0
         self.steps_since_fields = resume["steps_since_fields"] if resume else 0
         groups = {f"host_{host.name}": [host.theta, host.sigma_h, host.eps_lat]
                   for host in problem.hosts}
         if problem.phi is not None:
             groups["electrolyte"] = [problem.phi]
+        if problem.pores is not None:
+            groups["pores"] = [problem.pores.psi, problem.pores.p_li]
+        if interface is not None:
+            groups["interface"] = [interface.field]
         groups |= extra_fields or {}
         suffix = f"_restart{resume['restarts']}" if resume else ""
         self.fields = FieldWriter(folder, groups, case.output.format, suffix)
@@ -108,7 +118,8 @@ class RunRecorder:
                    "anode_potential_V", "charge_mAh_per_cm2"]
         columns += [f"li_{name}_mol" for name in self.li_initial]
         columns += [f"theta_{bound}_{name}" for name in self.li_initial for bound in ("min", "max")]
-        columns += ["capacity_alloy_mAh_per_g", "capacity_plating_mAh_per_g",
+        columns += ["li_plated_mol", "capacity_alloy_mAh_per_g", "capacity_plating_mAh_per_g",
+                    "capacity_alloy_mAh_per_cm2", "capacity_plating_mAh_per_cm2",
                     "li_balance_rel_error", *self.step_columns()]
         self.series = TimeSeries(folder / "timeseries.csv", columns, self.comm,
                                  resume_from=resume["time"] if resume else None)
@@ -123,12 +134,18 @@ class RunRecorder:
         return sum(now - self.li_initial[name]
                    for name, now in self.problem.li_in_hosts_mol().items())
 
+    def li_plated_mol(self) -> float:
+        return self.problem.li_plated_mol() - self.plated_initial
+
     def li_balance_error(self) -> float:
-        """(charge passed − Li stored) / charge passed; Li stored = Li gained by the hosts."""
-        stored_C = self.li_gained_mol() * F.m_as("C/mol")
+        """(charge passed − Li stored) / charge passed; Li stored = Li gained by the hosts
+        plus Li plated in the pores (V1)."""
+        stored_C = (self.li_gained_mol() + self.li_plated_mol()) * F.m_as("C/mol")
         return abs(self.charge_C - stored_C) / abs(self.charge_C) if self.charge_C else 0.0
 
     def on_step(self, record: StepRecord) -> None:
+        if self.interface is not None:
+            self.interface.update(record.dt)
         current = self.problem.current_density()
         self.charge_C += current * self.area_um2 * 1e-12 * record.dt  # A/m² · µm² · s
         self.series.append(self._update_row(record.time, record.dt, record.newton_iterations))
@@ -141,17 +158,22 @@ class RunRecorder:
     def state(self, time: float) -> dict:
         """What a restart needs to continue the records seamlessly."""
         return {"time": time, "li_initial": self.li_initial, "charge_C": self.charge_C,
+                "plated_initial": self.plated_initial,
                 "steps_since_fields": self.steps_since_fields}
 
     def _update_row(self, time_s: float, dt: float, newton: int) -> dict[str, float]:
         li = self.problem.li_in_hosts_mol()
+        plated = self.li_plated_mol()
         row = {"time_s": time_s, "dt_s": dt, "newton_iterations": newton,
                "current_density_A_per_m2": self.problem.current_density(),
                "anode_potential_V": self.problem.anode_potential(),
                "charge_mAh_per_cm2": Q_(self.charge_C / (self.area_um2 * 1e-8), "C/cm^2")
                .m_as("mA*h/cm^2"),
+               "li_plated_mol": plated,
                "capacity_alloy_mAh_per_g": capacity_mAh_per_g(self.li_gained_mol(), self.masses_g),
-               "capacity_plating_mAh_per_g": None,
+               "capacity_plating_mAh_per_g": capacity_mAh_per_g(plated, self.masses_g),
+               "capacity_alloy_mAh_per_cm2": self._per_area_mAh(self.li_gained_mol()),
+               "capacity_plating_mAh_per_cm2": self._per_area_mAh(plated),
                "li_balance_rel_error": self.li_balance_error()}
         row |= {f"li_{name}_mol": value for name, value in li.items()}
         row |= self.step_columns()
@@ -159,6 +181,10 @@ class RunRecorder:
             row |= {f"theta_min_{name}": low, f"theta_max_{name}": high}
         self.last_row = row
         return row
+
+    def _per_area_mAh(self, li_mol: float) -> float:
+        """mAh/cm² of the top face for an amount of Li (mol)."""
+        return li_mol * F.m_as("C/mol") / 3.6 / (self.area_um2 * 1e-8)
 
     def close(self) -> None:
         self.fields.close()
@@ -169,10 +195,13 @@ class RunCheckpoints:
     """Checkpoints every `every` steps and at the end of each protocol segment."""
 
     def __init__(self, problem: TransportProblem, folder: Path, every: int,
-                 coupled: ChemoMechanicalProblem | None = None) -> None:
+                 coupled: ChemoMechanicalProblem | None = None,
+                 interface: InterfaceCurrents | None = None) -> None:
         fields = {unknown.name: unknown for unknown in problem.unknowns}
         internal, keys = coupled.checkpoint_fields() if coupled else ({}, {})
-        self.writer = Checkpointer(folder, fields | internal, problem.comm, keys)
+        charges, charge_keys = interface.checkpoint_fields() if interface else ({}, {})
+        self.writer = Checkpointer(folder, fields | internal | charges, problem.comm,
+                                   keys | charge_keys)
         self.every = every
         self.number = 0
         self.restarts = 0
@@ -217,7 +246,9 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
     log.info("case '%s': %d cells, %d transport dofs, %d mechanics dofs, %d ranks", case.name,
              tagged.mesh.topology.index_map(3).size_global, ndofs, mechanics_dofs, comm.size)
 
-    checkpoints = RunCheckpoints(transport, folder, case.output.checkpoint_every, coupled)
+    interface = InterfaceCurrents(transport) if transport.phi is not None else None
+    checkpoints = RunCheckpoints(transport, folder, case.output.checkpoint_every, coupled,
+                                 interface)
     resume = checkpoints.restore() if restart else None
     if resume:
         # The drive of the step the checkpoint closed: what the potential and current of
@@ -229,7 +260,7 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
         resume["recorder"]["restarts"] = checkpoints.restarts
     recorder = RunRecorder(transport, folder, case, resume["recorder"] if resume else None,
                            coupled.output_fields() if coupled else None,
-                           coupled.step_columns if coupled else None)
+                           coupled.step_columns if coupled else None, interface)
     segments = protocol_segments(case.protocol)
     total_time = sum(segment.duration for segment in segments)
     bar = tqdm(total=total_time, unit="s", disable=comm.rank != 0, desc=case.name, mininterval=1.0,
@@ -256,6 +287,7 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
     summary = stepper.summary
 
     depths = shell_depths_nm(transport, tagged, SHELL_THRESHOLD)
+    distribution = _write_distribution(transport, interface, folder, case)
     mechanics_metrics = (coupled.extremes() | {
         "mechanics_newton_total": coupled.mechanics_newton_total,
         "coupling_iterations_total": coupled.coupling_iterations_total,
@@ -265,7 +297,10 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
         "status": "completed" if failure is None else f"failed: {failure}",
         **summarize_shell_depths(depths, case),
         "capacity_alloy_mAh_per_g": recorder.last_row["capacity_alloy_mAh_per_g"],
-        "capacity_plating_mAh_per_g": None,
+        "capacity_plating_mAh_per_g": recorder.last_row["capacity_plating_mAh_per_g"],
+        "capacity_alloy_mAh_per_cm2": recorder.last_row["capacity_alloy_mAh_per_cm2"],
+        "capacity_plating_mAh_per_cm2": recorder.last_row["capacity_plating_mAh_per_cm2"],
+        **distribution,
         "li_balance_rel_error": recorder.li_balance_error(),
         "anode_potential_V_final": recorder.last_row["anode_potential_V"],
         "time_final_s": stepper.time,
@@ -293,6 +328,23 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
     if failure is not None:
         raise failure
     return metrics
+
+
+def _write_distribution(transport: TransportProblem, interface: InterfaceCurrents | None,
+                        folder: Path, case: CaseConfig) -> dict:
+    """interface_current.csv, plated_li.csv, their PNGs and metrics (MODEL §9)."""
+    if interface is None:
+        return {}
+    interface.write_csv(folder / "interface_current.csv")
+    metrics: dict = {}
+    if transport.pores is not None:
+        write_plated_li_csv(transport, folder / "plated_li.csv")
+        metrics["plating_clipped_volume_fraction"] = (
+            transport.pores.clipped_volume / max(transport.pores.plating.total_li_volume(),
+                                                 1e-300))
+    if transport.comm.rank == 0:
+        metrics = write_plating_outputs(folder, case.geometry.scaffold.height) | metrics
+    return transport.comm.bcast(metrics, root=0)
 
 
 def _log_to_file(folder: Path, comm: MPI.Comm) -> None:

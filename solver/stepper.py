@@ -23,7 +23,7 @@ from solver.config import (
 log = logging.getLogger("constrict.stepper")
 
 # Newton iteration counts that make the step size grow / shrink.
-_EASY_NEWTON = 4
+_EASY_NEWTON = 5
 _HARD_NEWTON = 10
 # A step that lands this close (V) past a voltage cut-off ends its segment.
 CUTOFF_TOLERANCE_V = 2e-3

@@ -170,7 +170,7 @@ def test_local_sweep_retries_a_failing_run_records_it_and_reports(tmp_path: Path
     assert float(rows[1]["capacity_alloy_mAh_per_g"]) > float(rows[0]["capacity_alloy_mAh_per_g"])
     figure = out / "report" / "vs_protocol.steps0.current_density.png"
     assert figure.stat().st_size > 10_000
-    assert "hot_spot_factor" in report.stdout  # null everywhere: noted, not plotted
+    assert "hotspot_factor" in report.stdout  # null everywhere: noted, not plotted
 
 
 def _sweep_process(path: Path, work: Path, log: Path) -> subprocess.Popen:
@@ -443,3 +443,35 @@ def test_keff_capacity_two_points_end_to_end(tmp_path: Path) -> None:
     assert float(rows[0]["analytic"]) == pytest.approx(2464.7, rel=1e-3)
     assert rows[1]["reference"] == "0.0"
     assert (tmp_path / "out" / "report" / "compare.png").is_file()
+
+
+def test_report_of_a_list_sweep_over_names_draws_a_bar_per_run(tmp_path: Path) -> None:
+    """Materials have no order: besides vs_<axis>.png, comparison.png shows one bar per run
+    labelled by its values; the plating metrics of scaffold runs get their own panels."""
+    from postprocess.report import _run_label, gather, write_report
+    from solver.sweep import prepare_folder
+
+    path = write_sweep(tmp_path, mode="list", runs=[
+        {"geometry.single_particle.material": "Si"},
+        {"geometry.single_particle.material": "graphite"},
+        {"geometry.single_particle.material": "Mg2Si", "stack_pressure": "50 MPa"}])
+    sweep = load_sweep(path)
+    out = tmp_path / "out"
+    manifest_ = prepare_folder(sweep, out)
+    for index, entry in enumerate(manifest_["runs"]):
+        result = out / entry["result"]
+        result.mkdir()
+        (result / "metrics.json").write_text(json.dumps(
+            {"status": "completed", "capacity_alloy_mAh_per_g": 100.0 * (index + 1),
+             "hotspot_factor": 1.5 + index, "current_cov": 0.2 * index,
+             "plated_depth_centroid_um": None}))
+    report = write_report(out)
+    assert report.figures == [out / "report" / name for name in (
+        "vs_geometry.single_particle.material.png", "vs_stack_pressure.png",
+        "comparison.png")]
+    assert (out / "report" / "comparison.png").stat().st_size > 10_000
+    assert any("plated_depth_centroid_um" in note for note in report.notes)
+    rows = read_csv(out / "report" / "results.csv")
+    assert [row["hotspot_factor"] for row in rows] == ["1.5", "2.5", "3.5"]
+    assert [_run_label(row, manifest_["axes"]) for row in gather(out)[1]] == [
+        "material=Si", "material=graphite", "material=Mg2Si\nstack_pressure=50 MPa"]

@@ -209,10 +209,11 @@ class PlatedLiProblem:
         else:
             self.psi.x.array[:] = np.asarray(psi)
         self.psi.x.scatter_forward()
-        self._update_pressure()
+        self.update_pressure()
         self.accept()
 
-    def _update_pressure(self) -> None:
+    def update_pressure(self) -> None:
+        """p_Li = p(ψ) at the vertices (7.2), without a solve."""
         self.p_li.interpolate(self._pressure_expression)
         self.p_li.x.scatter_forward()
 
@@ -236,17 +237,31 @@ class PlatedLiProblem:
 
     # -- forms and solver -----------------------------------------------------------------
 
+    def balance(self, v, r, dx: ufl.Measure, dx_lumped: ufl.Measure,
+                dt=None) -> tuple[ufl.Form, ufl.Form]:
+        """(7.1) without its sources, and (7.2) at the vertices times the compliance
+        (1 − ψ_c)/K_Li; `dx` for the creep flux, `dx_lumped` (vertex quadrature) for the
+        rest. The measures may be those of the pore mesh or of a parent mesh of which it
+        is a submesh (the coupled problem). Without `dt`: both times Δt (units ψ·volume);
+        with `dt` (the caller's step Constant): both per unit time."""
+        psi, p = self.psi, self.p_li
+        flux = self.mobility() * ufl.grad(p)  # volume flux of Li metal is −M ∇p
+        compliance = (1 - self.settings.psi_c) / self.bulk_modulus  # ψ per MPa above ψ_c
+        if dt is None:
+            R_psi = (psi - self.psi_old) * v * dx_lumped \
+                + self.dt * ufl.inner(flux, ufl.grad(v)) * dx
+            R_p = compliance * (p - self.pressure_of(psi)) * r * dx_lumped  # (7.2)
+        else:
+            R_psi = (psi - self.psi_old) / dt * v * dx_lumped + ufl.inner(flux, ufl.grad(v)) * dx
+            R_p = compliance * (p - self.pressure_of(psi)) / dt * r * dx_lumped  # (7.2)
+        return R_psi, R_p
+
     def residuals(self) -> list[ufl.Form]:
         """[R_ψ, R_p]: (7.1) times Δt and (7.2) at the vertices, per reference volume."""
         v, r = ufl.TestFunction(self.V), ufl.TestFunction(self.V)
-        psi, p, dt = self.psi, self.p_li, self.dt
-        flux = self.mobility() * ufl.grad(p)  # volume flux of Li metal is −M ∇p
-        R_psi = (psi - self.psi_old) * v * self.dx_lumped \
-            + dt * ufl.inner(flux, ufl.grad(v)) * self.dx  # (7.1)
+        R_psi, R_p = self.balance(v, r, self.dx, self.dx_lumped)
         for q, measure in self._sources:
-            R_psi -= dt * self.volume_per_mol_flux * q * v * measure  # −M∇p·n = Ω q, (7.1)
-        compliance = (1 - self.settings.psi_c) / self.bulk_modulus  # ψ per MPa above ψ_c
-        R_p = compliance * (p - self.pressure_of(psi)) * r * self.dx_lumped  # (7.2)
+            R_psi -= self.dt * self.volume_per_mol_flux * q * v * measure  # −M∇p·n = Ω q
         return [self._scale * R_psi, self._scale * R_p]
 
     def _petsc_options(self) -> dict[str, object]:

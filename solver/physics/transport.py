@@ -96,3 +96,42 @@ def split_hydrostatic_stress(sigma_h, theta, theta_stressed, stiffness):
 def alloying_overpotential(host: MaterialCard, phi_s, phi_e, theta_s, sigma_h_s):
     """η = φ_s − φ_e − U_k(θ_s, σ_h,s) for alloying on Γ_EH  (§5 table, (3.2))."""
     return phi_s - phi_e - equilibrium_potential(host, theta_s, sigma_h_s)
+
+
+# --- plating, forced plating and exchange (§5) ---------------------------------------------
+
+
+def plating_potential(p_li, molar_volume_li: float):
+    """U_Li = −Ω_Li p_Li / F (V) for p_Li in MPa (§5 table): Li under pressure plates less
+    readily, 135 mV per GPa."""
+    return -molar_volume_li * 1e6 / F.m_as("C/mol") * p_li
+
+
+def metal_presence(psi, psi_perc: float):
+    """m = ψ₊/(ψ₊ + ψ_perc): how much of a pore surface is covered by Li metal (§5: metal
+    is present once ψ exceeds ψ_perc; m = ½ there). It gates stripping and lifts the
+    nucleation barrier. m ∝ ψ near ψ = 0, so that with ψ implicit the stripping rate
+    falls to zero with the metal left; zero for ψ < 0 (a creep undershoot must not drive
+    any reaction)."""
+    covered = ufl.max_value(psi, 0.0)
+    return covered / (covered + psi_perc)
+
+
+def deposition_current(i0, alpha: float, f: float, eta, presence, eta_nucleation,
+                       smoothing: float = 1e-3):
+    """Current density of Li metal deposition (> 0) or dissolution (< 0), (5.1) and §5.
+
+    With the metal coverage m = `presence`:
+
+        i = m i0 [exp(−α f η) − exp((1−α) f η)] + (1 − m) ⟨i_BV(η + η_nuc)⟩₊
+
+    On metal (m = 1) this is (5.1). Where there is no metal yet (m = 0) metal can only
+    form, and only beyond the nucleation overpotential: ⟨i_BV(η + η_nuc)⟩₊ is zero for
+    η > −η_nuc. Dissolution scales with m, so it stops with the metal. ⟨x⟩₊ is smoothed
+    over `smoothing`·i0 so that Newton sees a smooth curve (it adds at most 5·10⁻⁴ i0 at
+    η = −η_nuc and decays away from it).
+    """
+    nucleating = butler_volmer(i0, alpha, f, eta + eta_nucleation)
+    delta = smoothing * i0
+    nucleating = 0.5 * (nucleating + ufl.sqrt(nucleating * nucleating + delta * delta))
+    return presence * butler_volmer(i0, alpha, f, eta) + (1 - presence) * nucleating
