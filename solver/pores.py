@@ -87,7 +87,6 @@ class PoreSpace:
             ufl.TestFunction(self.plating.V) * self.plating.dx_lumped))
         lumped.scatter_reverse(dolfinx.la.InsertMode.add)
         self._lumped_volume = lumped.array.copy()  # µm³ per vertex (owned entries exact)
-        self.last_psi_change = 0.0
         self.clipped_volume = 0.0  # µm³ moved by `_clip_undershoot` over the run
         log.info("pores: %d cells, %.4g um^3; electron access on Γ_EP from %s within %g um",
                  self.submesh.topology.index_map(TDIM).size_global, self.plating.volume,
@@ -185,10 +184,9 @@ class PoreSpace:
 
     # -- a step ----------------------------------------------------------------------------
 
-    def after_solve(self, dt: float) -> bool:
+    def after_solve(self) -> bool:
         """Check and tidy a converged step: clip the creep undershoot, and refuse a step
         that leaves ψ clearly negative (Δt is cut)."""
-        self.plating.dt.value = dt
         floor = -NEGATIVE_PSI_TOLERANCE * self.settings.percolation_fraction
         if self.plating.min_psi() < floor:
             log.info("ψ fell to %.3g in a step: more Li left a pore than it held",
@@ -196,7 +194,6 @@ class PoreSpace:
             return False
         self.clipped_volume += self._clip_undershoot()
         self.plating.update_pressure()
-        self.last_psi_change = self._max(np.abs(self.psi.x.array - self.plating.psi_old.x.array))
         return True
 
     def _clip_undershoot(self) -> float:
@@ -218,9 +215,6 @@ class PoreSpace:
         psi *= 1.0 - deficit / held
         self.psi.x.scatter_forward()
         return deficit
-
-    def _max(self, values: np.ndarray) -> float:
-        return self.comm.allreduce(np.max(values, initial=-np.inf), op=MPI.MAX)
 
     def accept(self) -> None:
         self.plating.accept()

@@ -511,7 +511,7 @@ class TransportProblem:
         for unknown in self.unknowns:
             unknown.x.scatter_forward()
         if converged and self.pores is not None:
-            converged = self.pores.after_solve(dt)
+            converged = self.pores.after_solve()
         self.last_theta_change = self._max_theta_change() if converged else np.inf
         return StepResult(converged, snes.getIterationNumber())
 
