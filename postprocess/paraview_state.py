@@ -3,10 +3,13 @@
 `write_paraview_script(folder)` writes ``open_in_paraview.py``: run it with
 ``paraview --script=open_in_paraview.py`` (GUI) or ``pvpython open_in_paraview.py
 [--screenshot out.png]``. It opens every ``host_*.xdmf`` and ``electrolyte.xdmf`` of the
-folder (restart files ``*_restart<k>.xdmf`` too; the latest of a series is shown), colours θ
-with Viridis on 0–1 and φ_e with a diverging map, clips everything through the middle of the
-scaffold, goes to the last time step and resets the camera. Paths are relative to the
-script, so the folder can be moved or copied.
+folder, and ``pores.xdmf`` and ``interface.xdmf`` when the run wrote them (restart files
+``*_restart<k>.xdmf`` too; the latest of a series is shown). It colours θ with Viridis on
+0–1, φ_e with a diverging map, ψ (plated Li) with Blues on 0–1 and the interface current
+density with another diverging map around 0, clips everything through the middle of the
+scaffold, goes to the last time step and resets the camera. The interface current lives on
+the electrolyte's cells, so it starts hidden (its eye in the pipeline browser shows it).
+Paths are relative to the script, so the folder can be moved or copied.
 
 The script only uses ``paraview.simple``; it is generated from plain data (file names, field
 names, clip plane), see `SCRIPT_BODY`. See docs/paraview.md.
@@ -16,19 +19,52 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from postprocess.render import field_files, series_times
+from postprocess.render import FieldFile, field_files, series_times
 
 log = logging.getLogger("constrict.paraview")
 
 SCRIPT_NAME = "open_in_paraview.py"
-# Colour presets (ParaView names): θ on the hosts, φ_e in the electrolyte.
+# Colour presets (ParaView names): θ on the hosts, φ_e in the electrolyte, ψ in the pores,
+# the interface current density (diverging, unlike φ_e's, so that the two bars differ).
 THETA_PRESET = "Viridis (matplotlib)"
 DIVERGING_PRESET = "Cool to Warm"
+PSI_PRESET = "Blues"
+CURRENT_PRESET = "Blue Orange (divergent)"
+# XDMF attribute centre -> ParaView array association (DG0 fields are cell data)
+ASSOCIATION = {"Node": "POINTS", "Cell": "CELLS"}
+
+
+@dataclass(frozen=True)
+class SeriesStyle:
+    """How the script shows the series whose base file name matches `files`: the first field
+    matching `field`, its preset, range ((low, high), None for the data range, "symmetric"
+    for ± the largest |value| of every saved step), colour bar title, shown at the start."""
+
+    files: str
+    field: str
+    preset: str
+    value_range: tuple[float, float] | str | None
+    title: str
+    visible: bool = True
+
+
+# The series the script opens, in this order (names as solver/simulation.py writes them).
+STYLES = (
+    SeriesStyle(r"host_.+", r"theta_.+", THETA_PRESET, (0.0, 1.0),
+                "theta (Li fraction), all hosts"),
+    SeriesStyle(r"electrolyte", r"phi_e", DIVERGING_PRESET, None, "phi_e (V)"),
+    SeriesStyle(r"pores", r"psi", PSI_PRESET, (0.0, 1.0), "psi (plated Li volume fraction)"),
+    # on the electrolyte's cells at the interface (zero elsewhere): the same cells as φ_e
+    SeriesStyle(r"interface", r"interface_current", CURRENT_PRESET, "symmetric",
+                "interface current density (A/m^2)", visible=False),
+)
 
 
 SCRIPT_IMPORTS = '''
@@ -55,7 +91,7 @@ def path_of(name):
 
 def colour(display, view, series, bar):
     field, value_range = series["field"], series["range"]
-    simple.ColorBy(display, ("POINTS", field))
+    simple.ColorBy(display, (series["association"], field))
     lut = simple.GetColorTransferFunction(field)
     lut.ApplyPreset(series["preset"], True)
     if value_range is None:
@@ -100,7 +136,7 @@ def main():
             display.Representation = "Surface"
             colour(display, view, series, bar=series["title"] not in bars)
             bars.add(series["title"])
-            if index < len(files) - 1:  # an earlier part of a restarted series
+            if index < len(files) - 1 or not series["visible"]:  # earlier part of a restart
                 simple.Hide(clip, view)
     scene = simple.GetAnimationScene()
     scene.UpdateAnimationUsingDataTimeSteps()
@@ -120,32 +156,52 @@ main()
 '''
 
 
+def _style_of(base: str) -> SeriesStyle | None:
+    return next((style for style in STYLES if re.fullmatch(style.files, base)), None)
+
+
+def _symmetric_range(parts: list[FieldFile], field: str) -> list[float]:
+    """[−m, m], m the largest |value| of `field` over every saved step (1 if all zero)."""
+    largest = max(float(np.max(np.abs(ref.read()), initial=0.0))
+                  for part in parts for _, ref in part.fields.get(field, {}).values()) or 1.0
+    return [-largest, largest]
+
+
+def _entry(parts: list[FieldFile], style: SeriesStyle) -> dict | None:
+    """The script's description of one series (None: no field to colour, or no step)."""
+    names = sorted({name for part in parts for name in part.fields})
+    field = next((name for name in names if re.fullmatch(style.field, name)), None)
+    if field is None or not series_times(parts):
+        return None
+    centre = next(c for part in parts for c, _ in part.fields.get(field, {}).values())
+    value_range = style.value_range
+    if value_range == "symmetric":
+        value_range = _symmetric_range(parts, field)
+    elif value_range is not None:
+        value_range = list(value_range)
+    return {"files": [part.path.name for part in parts], "field": field,
+            "association": ASSOCIATION[centre], "preset": style.preset, "range": value_range,
+            "title": style.title, "visible": style.visible}
+
+
 def _series_entries(folder: Path) -> tuple[list[dict], np.ndarray, np.ndarray]:
-    """One entry per field series (hosts first, then the electrolyte); the scaffold's and
+    """One entry per field series (hosts first, then as in `STYLES`); the scaffold's and
     everything's bounds (low, high corners stacked)."""
     files = field_files(folder)
+    styled = sorted((STYLES.index(style), base, style) for base in files
+                    if (style := _style_of(base)) is not None)
     entries = []
     host_bounds, all_bounds = [], []
-    for base in sorted(files, key=lambda b: (not b.startswith("host_"), b)):
-        if not (base.startswith("host_") or base == "electrolyte"):
+    for _, base, style in styled:
+        entry = _entry(files[base], style)
+        if entry is None:
             continue
-        parts = files[base]
-        names = sorted({name for part in parts for name in part.fields})
-        if base.startswith("host_"):
-            field = next((n for n in names if n.startswith("theta_")), None)
-            style = (THETA_PRESET, [0.0, 1.0], "theta (Li fraction), all hosts")
-        else:
-            field = "phi_e" if "phi_e" in names else None
-            style = (DIVERGING_PRESET, None, "phi_e (V)")
-        if field is None or not series_times(parts):
-            continue
-        points = parts[-1].geometry.read()
+        points = files[base][-1].geometry.read()
         bounds = np.array([points.min(axis=0), points.max(axis=0)])
         all_bounds.append(bounds)
         if base.startswith("host_"):
             host_bounds.append(bounds)
-        entries.append({"files": [part.path.name for part in parts], "field": field,
-                        "preset": style[0], "range": style[1], "title": style[2]})
+        entries.append(entry)
     return entries, np.array(host_bounds or all_bounds), np.array(all_bounds)
 
 
@@ -158,7 +214,8 @@ def script_text(folder: Path) -> str:
     """The text of ``open_in_paraview.py`` for the run in `folder`."""
     entries, scaffold, everything = _series_entries(folder)
     if not entries:
-        raise FileNotFoundError(f"{folder}: no host_*.xdmf or electrolyte.xdmf with fields")
+        raise FileNotFoundError(f"{folder}: no host_*.xdmf, electrolyte.xdmf, pores.xdmf or "
+                                "interface.xdmf with fields")
     low, high = scaffold[:, 0].min(axis=0), scaffold[:, 1].max(axis=0)
     origin = (low + high) / 2
     lo_all, hi_all = everything[:, 0].min(axis=0), everything[:, 1].max(axis=0)
@@ -180,8 +237,9 @@ def script_text(folder: Path) -> str:
         "this script, so the run folder can be moved. See docs/paraview.md.",
         '"""',
         SCRIPT_IMPORTS,
-        "# Field series: files in restart order (the last is shown), the coloured field, its",
-        "# colour preset and range (None: the data range), the colour bar title.",
+        "# Field series: files in restart order (the last is shown), the coloured field and its",
+        "# association, its colour preset and range (None: the data range), the colour bar",
+        "# title, and whether it is shown at the start (the eye in the pipeline browser).",
         "SERIES = [",
         *[_entry_text(entry) for entry in entries],
         "]",
@@ -197,7 +255,7 @@ def write_paraview_script(folder: Path) -> Path:
     """Write ``open_in_paraview.py`` into the run `folder`; returns its path.
 
     Meant for rank 0 at the end of a run, after every field file is closed. Raises
-    FileNotFoundError when the folder has no host or electrolyte XDMF file with fields.
+    FileNotFoundError when the folder has no field file the script knows (`STYLES`).
     """
     folder = Path(folder)
     target = folder / SCRIPT_NAME

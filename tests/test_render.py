@@ -92,7 +92,9 @@ def test_render_run_writes_non_blank_pngs(run_copy: Path) -> None:
         pixels, coloured = image_content(path)
         assert pixels.shape[0] > 300 and pixels.shape[1] > 500
         assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200
-        assert coloured > 0.02, f"{path.name}: hardly any coloured pixels"
+        # the interface current lives on the cells along the SE–scaffold interface only
+        least = 0.005 if path.name == "render_interface_current.png" else 0.02
+        assert coloured > least, f"{path.name}: hardly any coloured pixels"
 
 
 def write_series(path: Path, box: tuple[float, float, float], fields: dict) -> None:
@@ -168,9 +170,9 @@ class FakeProxy:
     """A ParaView proxy that knows only its real property and method names: a typo raises."""
 
     def __init__(self, kind: str, calls: list, properties=(), methods=(),
-                 arrays: frozenset[str] = frozenset()) -> None:
+                 arrays: dict[str, str] | None = None, name: str = "") -> None:
         self.__dict__.update(kind=kind, calls=calls, properties=set(properties),
-                             methods=set(methods), values={}, arrays=arrays)
+                             methods=set(methods), values={}, arrays=arrays or {}, name=name)
 
     def __setattr__(self, name: str, value) -> None:
         if name not in self.properties:
@@ -182,7 +184,7 @@ class FakeProxy:
             assert len(value) == 1 and value[0].startswith("/Root/")
             block = value[0].removeprefix("/Root/")
             assert block in self.arrays, f"no block {block!r}"
-            self.__dict__["arrays"] = frozenset({block})
+            self.__dict__["arrays"] = {block: self.arrays[block]}
         self.values[name] = value
         self.calls.append((self.kind, "=", name, value))
 
@@ -213,8 +215,11 @@ def fake_paraview(calls: list) -> types.ModuleType:
         (path,) = FileName
         if not Path(path).is_file():
             raise FileNotFoundError(path)
+        centres = {name: next(iter(series.values()))[0]
+                   for name, series in read_xdmf(Path(path)).fields.items()}
         return FakeProxy("Xdmf3ReaderT", calls, properties=("PointArrays", "CellArrays"),
-                         arrays=frozenset(read_xdmf(Path(path)).fields))
+                         arrays={name: {"Node": "POINTS", "Cell": "CELLS"}[centre]
+                                 for name, centre in centres.items()})
 
     def ExtractBlock(registrationName=None, Input=None):
         record("ExtractBlock", registrationName=registrationName)
@@ -223,7 +228,7 @@ def fake_paraview(calls: list) -> types.ModuleType:
     def Clip(registrationName=None, Input=None):
         record("Clip", registrationName=registrationName)
         return FakeProxy("Clip", calls, properties=("ClipType", "Invert", "Scalars"),
-                         arrays=Input.arrays)
+                         arrays=Input.arrays, name=registrationName)
 
     def Show(proxy, view_=None):
         assert view_ is view
@@ -233,11 +238,11 @@ def fake_paraview(calls: list) -> types.ModuleType:
                          arrays=proxy.arrays)
 
     def Hide(proxy, view_=None):
-        record("Hide", proxy.kind)
+        record("Hide", proxy.name)
 
     def ColorBy(display, value=None):
         association, name = value
-        assert association == "POINTS" and name in display.arrays, f"no array {name!r}"
+        assert display.arrays.get(name) == association, f"no {association} array {name!r}"
         record("ColorBy", name)
 
     def GetColorTransferFunction(name):
@@ -283,32 +288,72 @@ def run_script(script: Path, monkeypatch: pytest.MonkeyPatch, *argv: str) -> lis
     return calls
 
 
+def add_pores(folder: Path) -> None:
+    """A `pores.xdmf` as a run with plating writes it (ψ and p_Li), on a box for the pores."""
+    write_series(folder / "pores.xdmf", (3.0, 3.0, 2.5), {
+        "psi": ((), lambda x: x[2] / 2.5), "p_Li": ((), lambda x: 5.0 + 0.0 * x[0])})
+
+
+def opened_files(calls: list) -> list[Path]:
+    return [Path(kwargs["FileName"][0]) for _, name, _, kwargs in calls if name == "Xdmf3ReaderT"]
+
+
+def hidden(calls: list) -> list[str]:
+    return [args[0] for _, name, args, _ in calls if name == "Hide"]
+
+
 def test_paraview_script_opens_every_field_file(run_copy: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hosts and electrolyte, and the plating run's pores (ψ) and interface current."""
+    add_pores(run_copy)
     script = write_paraview_script(run_copy)
     assert script == run_copy / SCRIPT_NAME
     compile(script.read_text(encoding="utf-8"), str(script), "exec")
 
     moved = Path(shutil.move(run_copy, tmp_path / "moved"))  # relative paths: still works
     calls = run_script(moved / SCRIPT_NAME, monkeypatch, "--screenshot", "shot.png")
-    opened = [Path(kwargs["FileName"][0]) for source, name, _, kwargs in calls
-              if name == "Xdmf3ReaderT"]
-    present = sorted(p.name for p in moved.glob("*.xdmf")
-                     if p.name.startswith(("host_", "electrolyte")))
-    assert sorted(p.name for p in opened) == present == [
-        "electrolyte.xdmf", "host_Si.xdmf", "host_graphite.xdmf"]
+    opened = opened_files(calls)
+    assert sorted(p.name for p in opened) == sorted(p.name for p in moved.glob("*.xdmf")) == [
+        "electrolyte.xdmf", "host_Si.xdmf", "host_graphite.xdmf", "interface.xdmf", "pores.xdmf"]
     assert all(p.parent == moved for p in opened)
     coloured = {args[0] for _, name, args, _ in calls if name == "ColorBy"}
-    assert coloured == {"theta_Si", "theta_graphite", "phi_e"}
+    assert coloured == {"theta_Si", "theta_graphite", "phi_e", "psi", "interface_current"}
     for host in ("Si", "graphite"):
         lut = f"LUT theta_{host}"
         assert (lut, "ApplyPreset", ("Viridis (matplotlib)", True), {}) in calls
         assert (lut, "RescaleTransferFunction", (0.0, 1.0), {}) in calls
     assert ("LUT phi_e", "ApplyPreset", ("Cool to Warm", True), {}) in calls
-    assert sum(name == "Clip" for _, name, _, _ in calls) == 3
+    assert ("LUT psi", "ApplyPreset", ("Blues", True), {}) in calls
+    assert ("LUT psi", "RescaleTransferFunction", (0.0, 1.0), {}) in calls
+    # the interface current density (DG0: cell data) on ± its largest |value| of the run
+    current = "LUT interface_current"
+    assert (current, "ApplyPreset", ("Blue Orange (divergent)", True), {}) in calls
+    (low, high), = [args for kind, name, args, _ in calls
+                    if kind == current and name == "RescaleTransferFunction"]
+    interface = field_files(moved)["interface"]
+    largest = max(np.abs(load_snapshot(interface, time)["interface_current"]).max()
+                  for time in series_times(interface))
+    assert high == -low == pytest.approx(largest) and largest > 0.0
+    assert sum(name == "Clip" for _, name, _, _ in calls) == 5
+    assert hidden(calls) == ["interface.xdmf: clip"]  # on the electrolyte's cells
     assert [name for _, name, _, _ in calls if name in ("GoToLast", "ResetCamera")] == [
         "GoToLast", "ResetCamera"]
     assert ("simple", "SaveScreenshot", ("shot.png",), {}) in calls
+
+
+def test_paraview_script_without_plating_files(run_copy: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """No pores.xdmf or interface.xdmf (a single particle, an older run): neither is needed."""
+    for path in run_copy.glob("interface.*"):
+        path.unlink()
+    script = write_paraview_script(run_copy)
+    assert "pores.xdmf" not in script.read_text() and "interface" not in script.read_text()
+    calls = run_script(script, monkeypatch)
+    assert sorted(p.name for p in opened_files(calls)) == [
+        "electrolyte.xdmf", "host_Si.xdmf", "host_graphite.xdmf"]
+    assert {args[0] for _, name, args, _ in calls if name == "ColorBy"} == {
+        "theta_Si", "theta_graphite", "phi_e"}
+    assert hidden(calls) == []
 
 
 def test_paraview_script_shows_the_latest_restart_part(run_copy: Path,
@@ -318,7 +363,8 @@ def test_paraview_script_shows_the_latest_restart_part(run_copy: Path,
     readers = [kwargs["registrationName"] for _, name, _, kwargs in calls
                if name == "Xdmf3ReaderT"]
     assert readers.index("host_Si.xdmf") + 1 == readers.index("host_Si_restart1.xdmf")
-    assert sum(name == "Hide" for _, name, _, _ in calls) == 1  # the part before the restart
+    assert "host_Si.xdmf: clip" in hidden(calls)  # the part before the restart
+    assert "host_Si_restart1.xdmf: clip" not in hidden(calls)
 
 
 def test_paraview_script_fails_on_a_missing_file(run_copy: Path,
