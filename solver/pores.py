@@ -36,6 +36,7 @@ from meshes import TaggedMesh
 from solver.config import CaseConfig
 from solver.materials import MaterialCard
 from solver.physics import transport
+from solver.physics.creep import UpwindCreep
 from solver.physics.plating import PlatedLiProblem, PlatingSettings, pore_width, wall_distance
 
 log = logging.getLogger("constrict.pores")
@@ -170,12 +171,18 @@ class PoreSpace:
         access = self.access(side)
         return access + (1 - access) * self.presence(side)
 
-    def residuals(self, dt, dx: ufl.Measure, dx_lumped: ufl.Measure) -> list[ufl.Form]:
+    def residuals(self, dt, dx_lumped: ufl.Measure) -> list[ufl.Form]:
         """[R_ψ, R_p] of (7.1)–(7.2) per unit time, without the plating sources (the caller
-        subtracts Ω_Li q on the plating facets from R_ψ); measures of the parent mesh."""
+        subtracts Ω_Li q on the plating facets from R_ψ) and without the creep flux (added
+        by `creep`, `solver.physics.creep.CreepProblem`); a measure of the parent mesh."""
         V = self.plating.V
-        return list(self.plating.balance(ufl.TestFunction(V), ufl.TestFunction(V), dx,
-                                         dx_lumped, dt))
+        return list(self.plating.balance(ufl.TestFunction(V), ufl.TestFunction(V), dx_lumped,
+                                         dt))
+
+    @property
+    def creep(self) -> UpwindCreep:
+        """The creep flux of (7.1), per unit time, for the ψ row."""
+        return self.plating.creep
 
     @property
     def volume_per_mol_flux(self) -> float:

@@ -33,6 +33,7 @@ from solver.materials import (
     theta_at_potential,
 )
 from solver.physics import transport
+from solver.physics.creep import CreepProblem
 from solver.pores import PoreSpace
 from solver.stepper import Drive, StepResult
 from solver.units import Q_, F
@@ -51,8 +52,6 @@ QUADRATURE = {"quadrature_degree": 3}
 LUMPED = {"quadrature_rule": "vertex", "quadrature_degree": 1}
 # Newton may stop at a residual this far below the first when its line search stalls.
 STALL_RTOL = 1e-7
-# The creep flux of (7.1): M ∝ G^(n−1) on P1 pressures (G constant per cell), ψ linear.
-CREEP_QUADRATURE = {"quadrature_degree": 2}
 
 
 def _to_float(quantity, unit: str) -> float:
@@ -386,8 +385,7 @@ class TransportProblem:
         """(7.1)–(7.2) on the pore cells; ψ gains the Li plated on Γ_EP and Γ_HP: −Ω_Li q
         per facet area with q = i/F."""
         pores = self.pores
-        R_psi, R_p = pores.residuals(self.dt, self.dx(pores.cell_tag, metadata=CREEP_QUADRATURE),
-                                     self.dx(pores.cell_tag, metadata=LUMPED))
+        R_psi, R_p = pores.residuals(self.dt, self.dx(pores.cell_tag, metadata=LUMPED))
         v = ufl.TestFunction(pores.psi.function_space)
         per_current = pores.volume_per_mol_flux / F.m_as("C/mol")  # A/m² → µm/s of Li metal
         if self.plating_sites is not None:
@@ -470,9 +468,16 @@ class TransportProblem:
             jacobian = self._jacobian(residuals, unknowns)
             if len(unknowns) == 1:  # a single field is not a block system for DOLFINx
                 residuals, unknowns, jacobian = residuals[0], unknowns[0], jacobian[0][0]
-            self._solvers[key] = NonlinearProblem(
-                residuals, unknowns, bcs=bcs, J=jacobian, entity_maps=self.entity_maps,
-                petsc_options_prefix=f"constrict_{key}_", petsc_options=self.petsc_options)
+            options = dict(J=jacobian, bcs=bcs, entity_maps=self.entity_maps,
+                           petsc_options_prefix=f"constrict_{key}_",
+                           petsc_options=self.petsc_options)
+            if self.pores is None:
+                self._solvers[key] = NonlinearProblem(residuals, unknowns, **options)
+            else:  # the creep flux of (7.1) in the ψ row (per unit time, like the rest)
+                pores = self.pores
+                self._solvers[key] = CreepProblem(
+                    residuals, unknowns, pores.creep, pores.psi, pores.p_li, lambda: 1.0,
+                    **options)
             self._solvers[key].solver.setConvergenceHistory()
         return self._solvers[key]
 

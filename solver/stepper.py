@@ -22,9 +22,6 @@ from solver.config import (
 
 log = logging.getLogger("constrict.stepper")
 
-# Newton iteration counts that make the step size grow / shrink.
-_EASY_NEWTON = 5
-_HARD_NEWTON = 10
 # A step that lands this close (V) past a voltage cut-off ends its segment.
 CUTOFF_TOLERANCE_V = 2e-3
 
@@ -216,8 +213,9 @@ class TimeStepper:
         return new_dt
 
     def _next_dt(self, step: float, newton_iterations: float, change: float) -> float:
-        factor = self.settings.dt_growth if newton_iterations <= _EASY_NEWTON else 1.0
-        if newton_iterations >= _HARD_NEWTON:
+        settings = self.settings
+        factor = settings.dt_growth if newton_iterations <= settings.newton_easy_iterations else 1.0
+        if newton_iterations >= settings.newton_hard_iterations:
             factor = 0.7
         if change > 0.0:
             factor = min(factor, self.settings.max_theta_change / change)

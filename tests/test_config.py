@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from solver.config import CaseError, load_case, set_dotted, validate_case
+from solver.config import (
+    PLATING_NEWTON_COUNTS,
+    CaseError,
+    load_case,
+    set_dotted,
+    validate_case,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 # Case files (sweeps and material tables also live under cases/, without a geometry).
@@ -53,6 +59,8 @@ BAD_INPUTS = [
     ("temperature='25 MPa'", "temperature", "K"),
     ("protocol.steps[0].current_density='0.2 mA'", "protocol.steps[0]", "A/m^2"),
     ("materials.overrides={Si: {D0: '-1 m^2/s'}}", "materials.overrides.Si", "D0"),
+    ("solver.newton_easy_iterations=12", "solver",
+     "newton_easy_iterations < newton_hard_iterations <= newton_max_it"),
 ]
 
 
@@ -66,6 +74,21 @@ def test_v8_bad_input_names_the_field(assignment: str, field: str, explanation: 
     message = str(error.value)
     assert field in message
     assert explanation in message
+
+
+def test_plating_cases_let_newton_take_more_iterations_per_step() -> None:
+    """A case with plating gets PLATING_NEWTON_COUNTS unless it sets its own counts."""
+    data = scaffold_case()
+    set_dotted(data, "plating={enabled: true}")
+    data.setdefault("solver", {}).pop("newton_max_it", None)
+    solver = validate_case(data).solver
+    assert solver.newton_easy_iterations == PLATING_NEWTON_COUNTS["newton_easy_iterations"]
+    assert solver.newton_max_it == PLATING_NEWTON_COUNTS["newton_max_it"]
+    set_dotted(data, "solver.newton_max_it=25")
+    solver = validate_case(data).solver
+    assert (solver.newton_easy_iterations, solver.newton_max_it) == (5, 25)
+    set_dotted(data, "plating={enabled: false}")
+    assert validate_case(data).solver.newton_hard_iterations == 10
 
 
 def test_v8_missing_section_is_named() -> None:

@@ -28,6 +28,9 @@ PSI_C = 0.95
 FARADAY = 96485.33212  # C/mol
 # 1 mA/cm² of plating current as a molar Li flux, mol/(m² s)
 Q_1MA = 10.0 / FARADAY
+# ψ varies by 4e-4 along a compressed bar at steady creep, and the upstream ψ of the creep
+# flux (solver.physics.creep) is first order in h: the slope is off by 2e-6 at w = 0.1 µm
+SLOPE_RTOL = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +175,7 @@ def steady_slab(comm, card, width: float, temperature: float = 298.15,
 def test_steady_creep_flux_follows_the_power_law(li_card, width) -> None:
     problem, expected, _ = steady_slab(MPI.COMM_WORLD, li_card, width)
     slope, misfit = pressure_slope(problem)
-    assert -slope == pytest.approx(expected, rel=1e-6)
+    assert -slope == pytest.approx(expected, rel=SLOPE_RTOL)
     assert misfit < 1e-4 * expected * LENGTH  # linear profile
     # closed form for G_0 = 0: G = (2^n Ω q / (ψ A w^(n+1)))^(1/n)
     n, A = problem.n, problem.creep_coefficient
@@ -216,7 +219,7 @@ def test_newton_converges_at_n_6_56_with_small_floor(li_card, G0) -> None:
     problem, expected, iterations = steady_slab(MPI.COMM_WORLD, li_card, 0.1, settings=settings)
     assert problem.n == pytest.approx(6.56)
     assert max(iterations) <= 25, iterations  # from a flat pressure (G = G_0) at step 1
-    assert -pressure_slope(problem)[0] == pytest.approx(expected, rel=1e-6)
+    assert -pressure_slope(problem)[0] == pytest.approx(expected, rel=SLOPE_RTOL)
 
 
 def test_regularisation_does_not_change_the_answer(li_card) -> None:

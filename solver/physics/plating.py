@@ -23,13 +23,17 @@ with q the molar Li flux plated on the given facets (mol/(m² s)). Discretisatio
   δ_p²/(4|p̂|) below ψ_c (≈ 10⁻¹⁰ MPa for an empty pore).
 - G_0 = `gradient_floor` (MPa/µm) keeps the Jacobian of the degenerate power-law flux
   (flux ∝ G^n, n = 6.56) from vanishing where p_Li is flat.
-- ψ in M is taken as max(ψ, 0).
+- The creep flux is assembled on the edges of each cell with the mobility ψ of the vertex
+  the flux leaves (`solver.physics.creep`): Li conserved exactly, ψ ≥ 0 kept on meshes
+  with obtuse angles, where the Galerkin flux drains empty vertices next to full ones.
+  ψ in M is taken as max(ψ, 0).
 - Residual rows are divided by a reference nodal volume (the mean volume per vertex),
   and the p rows multiplied by the compliance (1 − ψ_c)/K_Li, so both blocks measure ψ
   at a vertex and one Newton tolerance serves both (1e-12 in ψ is 2e-7 MPa in p_Li).
-- Jacobian by `ufl.derivative`; SNES Newton with a backtracking line search and MUMPS.
-  A start far above the steady gradient converges linearly at first (Newton on G^n from
-  above cuts the residual ≈ e-fold per step), then quadratically.
+- Jacobian by `ufl.derivative` (the creep flux: by hand, exact); SNES Newton with a
+  backtracking line search and MUMPS. A start far above the steady gradient converges
+  linearly at first (Newton on G^n from above cuts the residual ≈ e-fold per step), then
+  quadratically.
 """
 
 from __future__ import annotations
@@ -44,10 +48,10 @@ import dolfinx
 import numpy as np
 import ufl
 from dolfinx import fem
-from dolfinx.fem.petsc import NonlinearProblem
 from scipy.spatial import cKDTree
 
 from solver.materials import MaterialCard, creep_coefficient
+from solver.physics.creep import CreepProblem, UpwindCreep
 from solver.units import Q_, magnitude
 
 LUMPED = {"quadrature_rule": "vertex", "quadrature_degree": 1}
@@ -61,13 +65,11 @@ class PlatingSettings:
     not a card field, the Li card has no pore-filling parameter).
     pressure_smoothing: δ_p in MPa, the width of the smoothed ⟨·⟩₊ in (7.2).
     gradient_floor: G_0 in MPa/µm, (7.3).
-    quadrature_degree: of the creep flux term.
     """
 
     psi_c: float = 0.95
     pressure_smoothing: float = 1e-2  # MPa
     gradient_floor: float = 1e-3  # MPa/µm
-    quadrature_degree: int = 2
     newton_rtol: float = 0.0  # off: the first residual can be huge (docs/plating.md)
     newton_atol: float = 1e-12  # in ψ per vertex (both blocks)
     newton_max_it: int = 50
@@ -165,11 +167,12 @@ class PlatedLiProblem:
             op=MPI.SUM)
         self.volume = volume  # µm³
         self._scale = fem.Constant(mesh, n_vertices / volume)  # 1 / (volume per vertex)
-        self.dx = ufl.Measure("dx", domain=mesh,
-                              metadata={"quadrature_degree": s.quadrature_degree})
+        self.dx = ufl.Measure("dx", domain=mesh)
         self.dx_lumped = ufl.Measure("dx", domain=mesh, metadata=LUMPED)
         self._sources: list[tuple[Any, ufl.Measure]] = []
-        self._problem: NonlinearProblem | None = None
+        self._problem: CreepProblem | None = None
+        self.creep = UpwindCreep(self.V, width, self.n, s.gradient_floor, self._A_cr)
+        self._no_coupling = fem.Constant(mesh, 0.0)  # gives R_ψ its (ψ, p_Li) sparsity
         self._pressure_expression = fem.Expression(
             self.pressure_of(self.psi), self.V.element.interpolation_points)
 
@@ -179,14 +182,6 @@ class PlatedLiProblem:
         """p_Li(ψ) (7.2), smoothed as stated in the settings."""
         s = self.settings
         return li_pressure(psi, self.bulk_modulus, s.psi_c, s.pressure_smoothing)
-
-    def mobility(self, psi=None, p=None):
-        """M(ψ, ∇p) of (7.3) as a UFL expression (default: the current ψ and p_Li)."""
-        psi = self.psi if psi is None else psi
-        p = self.p_li if p is None else p
-        G0 = self.settings.gradient_floor
-        G = ufl.sqrt(ufl.inner(ufl.grad(p), ufl.grad(p)) + G0**2)  # (7.3)
-        return creep_mobility(ufl.max_value(psi, 0.0), self.width, self._A_cr, self.n, G)
 
     @property
     def creep_coefficient(self) -> float:
@@ -237,29 +232,24 @@ class PlatedLiProblem:
 
     # -- forms and solver -----------------------------------------------------------------
 
-    def balance(self, v, r, dx: ufl.Measure, dx_lumped: ufl.Measure,
-                dt=None) -> tuple[ufl.Form, ufl.Form]:
-        """(7.1) without its sources, and (7.2) at the vertices times the compliance
-        (1 − ψ_c)/K_Li; `dx` for the creep flux, `dx_lumped` (vertex quadrature) for the
-        rest. The measures may be those of the pore mesh or of a parent mesh of which it
-        is a submesh (the coupled problem). Without `dt`: both times Δt (units ψ·volume);
-        with `dt` (the caller's step Constant): both per unit time."""
+    def balance(self, v, r, dx_lumped: ufl.Measure, dt=None) -> tuple[ufl.Form, ufl.Form]:
+        """The storage of (7.1), and (7.2) at the vertices times the compliance
+        (1 − ψ_c)/K_Li, with vertex quadrature `dx_lumped`, of the pore mesh or of a parent
+        mesh of which it is a submesh (the coupled problem). Without `dt`: both times Δt
+        (units ψ·volume); with `dt` (the caller's step Constant): both per unit time. The
+        creep flux of (7.1) is not a UFL form: `creep` adds it (`CreepProblem`)."""
         psi, p = self.psi, self.p_li
-        flux = self.mobility() * ufl.grad(p)  # volume flux of Li metal is −M ∇p
         compliance = (1 - self.settings.psi_c) / self.bulk_modulus  # ψ per MPa above ψ_c
-        if dt is None:
-            R_psi = (psi - self.psi_old) * v * dx_lumped \
-                + self.dt * ufl.inner(flux, ufl.grad(v)) * dx
-            R_p = compliance * (p - self.pressure_of(psi)) * r * dx_lumped  # (7.2)
-        else:
-            R_psi = (psi - self.psi_old) / dt * v * dx_lumped + ufl.inner(flux, ufl.grad(v)) * dx
-            R_p = compliance * (p - self.pressure_of(psi)) / dt * r * dx_lumped  # (7.2)
+        per_time = 1.0 if dt is None else 1.0 / dt
+        R_psi = ((psi - self.psi_old) * per_time + self._no_coupling * p) * v * dx_lumped
+        R_p = compliance * (p - self.pressure_of(psi)) * per_time * r * dx_lumped  # (7.2)
         return R_psi, R_p
 
     def residuals(self) -> list[ufl.Form]:
-        """[R_ψ, R_p]: (7.1) times Δt and (7.2) at the vertices, per reference volume."""
+        """[R_ψ, R_p]: (7.1) times Δt without the creep flux, and (7.2) at the vertices, per
+        reference volume."""
         v, r = ufl.TestFunction(self.V), ufl.TestFunction(self.V)
-        R_psi, R_p = self.balance(v, r, self.dx, self.dx_lumped)
+        R_psi, R_p = self.balance(v, r, self.dx_lumped)
         for q, measure in self._sources:
             R_psi -= self.dt * self.volume_per_mol_flux * q * v * measure  # −M∇p·n = Ω q
         return [self._scale * R_psi, self._scale * R_p]
@@ -274,14 +264,15 @@ class PlatedLiProblem:
         }
         return options | dict(s.petsc_options)
 
-    def _build(self) -> NonlinearProblem:
+    def _build(self) -> CreepProblem:
         residuals = self.residuals()
         unknowns = [self.psi, self.p_li]
         jacobian = [[ufl.derivative(R, u, ufl.TrialFunction(self.V)) for u in unknowns]
                     for R in residuals]
-        return NonlinearProblem(residuals, unknowns, J=jacobian, kind="mpi",
-                                petsc_options_prefix=self.settings.petsc_options_prefix,
-                                petsc_options=self._petsc_options())
+        return CreepProblem(residuals, unknowns, self.creep, self.psi, self.p_li,
+                            lambda: float(self._scale.value * self.dt.value), J=jacobian,
+                            kind="mpi", petsc_options_prefix=self.settings.petsc_options_prefix,
+                            petsc_options=self._petsc_options())
 
     def solve(self, dt: float) -> tuple[bool, int]:
         """One backward-Euler step of length dt (s) from the accepted state; the solution
