@@ -4,8 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MPIRUN := $(VENV)/bin/mpirun
 STAMP := $(VENV)/.constrict-installed
-CASE ?= cases/si_scaffold.yaml
-OUT ?= output/si_scaffold
+CASE ?= cases/si_scaffold_2c.yaml
+OUT ?= output/si_scaffold_2c
 NP ?= 2
 
 .PHONY: setup run test test-serial test-mpi bench lint clean

@@ -2,7 +2,9 @@
 
 Each measurement runs bench/transport_step.py under mpirun; the results, with the
 parallel efficiency 1 -> 2 ranks of the coupled step and of the elasticity floor, go to
-output/bench/benchmarks.json. Timings are never asserted in tests.
+output/bench/benchmarks.json. The plating run is the whole `make run` case (2C with
+plating, adaptive steps): wall time, steps and Newton iterations from its metrics.json.
+Timings are never asserted in tests.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CASE = ROOT / "cases" / "si_scaffold.yaml"
+PLATING_CASE = ROOT / "cases" / "si_scaffold_2c.yaml"
+PLATING_KEYS = ("wall_time_s", "n_steps", "n_newton_total", "n_cutbacks", "ndofs", "n_cells",
+                "capacity_alloy_mAh_per_cm2", "capacity_plating_mAh_per_cm2",
+                "li_balance_rel_error", "plating_clipped_volume_fraction")
 MESHES = {
     "default": [],
     "fine": ["--set", "geometry.mesh.size_surface=0.1 um",
@@ -32,8 +38,23 @@ def measure(mesh: str, ranks: int) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def plating_run(ranks: int) -> dict:
+    """The 2C plating case end to end on `ranks` ranks; its cost and outcome."""
+    mpirun = Path(sys.executable).parent / "mpirun"
+    folder = ROOT / "output" / "bench" / f"plating_np{ranks}"
+    command = [str(mpirun), "-n", str(ranks), sys.executable, "-m", "solver", "run",
+               str(PLATING_CASE), "-o", str(folder), "--overwrite"]
+    subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    per_iteration = metrics["wall_time_s"] / max(metrics["n_newton_total"], 1)
+    return {"ranks": ranks, **{key: metrics.get(key) for key in PLATING_KEYS},
+            "wall_s_per_newton_iteration": per_iteration}
+
+
 def main() -> None:
     results = {}
+    print("benchmark: plating run (2C) on 2 ranks", flush=True)
+    results["plating_2c_np2"] = plating_run(2)
     for mesh in MESHES:
         for ranks in RANKS:
             print(f"benchmark: {mesh} mesh on {ranks} rank(s)", flush=True)
