@@ -22,6 +22,7 @@ from mpi4py import MPI
 
 import numpy as np
 from dolfinx import fem
+from scipy.spatial import cKDTree
 
 from solver.checkpoint import cell_entry_keys
 from solver.config import CaseConfig
@@ -39,6 +40,7 @@ from solver.physics.mechanics import (
     inclusion_stress_stiffness,
     lame,
 )
+from solver.pores import PoreSpace
 from solver.problem import HostField, TransportProblem
 from solver.stepper import Drive, StepResult
 
@@ -69,6 +71,35 @@ def boundary_conditions(case: CaseConfig,
     if confinement.type in ("spring", "matrix") and case.stack_pressure > 0:
         conditions.append(Pressure("surface", case.stack_pressure))  # the cell's pressure
     return conditions
+
+
+class PoreWallPressure:
+    """p_Li of the plated Li on the pore walls of the solid mesh (MODEL §7: the metal in a
+    pore pushes on its walls): a P1 function on the solid mesh equal to p_Li at every
+    vertex the solid shares with the pores, for `Pressure` loads on the HP, CP, NP and EP
+    facet groups. Both meshes are submeshes of one parent, so a wall vertex has the same
+    coordinates in both; on every rank each local wall facet's pore cell is local too
+    (shared-facet ghosts), so the match is local."""
+
+    def __init__(self, pores: PoreSpace, domain: SolidDomain) -> None:
+        self.p_li = pores.p_li
+        space = fem.functionspace(domain.mesh, ("Lagrange", 1))
+        self.pressure = fem.Function(space, name="p_Li_walls")
+        pore_points = pores.p_li.function_space.tabulate_dof_coordinates()
+        solid_points = space.tabulate_dof_coordinates()
+        distance, nearest = cKDTree(pore_points).query(solid_points)
+        extent = np.ptp(domain.mesh.geometry.x, axis=0).max() if len(solid_points) else 1.0
+        self._solid = np.flatnonzero(distance <= 1e-9 * extent)
+        self._pore = nearest[self._solid]
+        self.walls = sorted(name for name in domain.facet_names
+                            if name.startswith(("HP:", "CP:", "NP:")) or name == "EP")
+
+    def loads(self) -> list[Pressure]:
+        return [Pressure(name, self.pressure) for name in self.walls]
+
+    def update(self) -> None:
+        """The current p_Li onto the walls."""
+        self.pressure.x.array[self._solid] = self.p_li.x.array[self._pore]
 
 
 def cavity_stiffness(matrix: MaterialCard) -> float:
@@ -133,11 +164,14 @@ class ChemoMechanicalProblem:
         self.tolerance = settings.coupling_tolerance
         self.max_iterations = settings.coupling_max_iterations
         domain = SolidDomain.from_tagged(transport.tagged, materials)
+        self.wall_pressure = (PoreWallPressure(transport.pores, domain)
+                              if transport.pores is not None else None)
+        walls = self.wall_pressure.loads() if self.wall_pressure is not None else []
         self.theta = fem.Function(fem.functionspace(domain.mesh, ("DG", 1)), name="theta")
         mechanics = (ViscoplasticMechanicsProblem if settings.viscoplastic
                      else MechanicsProblem)
         self.mechanics = mechanics(
-            domain, self.theta, boundary_conditions(case, materials),
+            domain, self.theta, boundary_conditions(case, materials) + walls,
             MechanicsSettings(kinematics=settings.kinematics, degree=settings.degree,
                               linear_solver=settings.linear_solver),
             temperature=case.temperature)
@@ -229,6 +263,7 @@ class ChemoMechanicalProblem:
         """Displacement and stresses of a restored state (θ and, for viscoplastic hosts,
         the restored internal variables): an equilibrium solve over a step too short for
         any flow (RESTORE_DT)."""
+        self._send_wall_pressure()
         self._send_theta()
         if not self.mechanics.solve(RESTORE_DT).converged:
             raise RuntimeError("mechanics did not converge for the restored state")
@@ -236,6 +271,12 @@ class ChemoMechanicalProblem:
         self.accept(float("nan"))
 
     # -- the two transfers ----------------------------------------------------------------
+
+    def _send_wall_pressure(self) -> None:
+        """p_Li of the accepted state onto the pore walls: explicit by one step in the
+        mechanics, so that a step's staggered iteration stays a map of θ alone."""
+        if self.wall_pressure is not None:
+            self.wall_pressure.update()
 
     def _send_theta(self) -> None:
         for link in self.links:
@@ -292,6 +333,7 @@ class ChemoMechanicalProblem:
         self.anderson.reset()
         stiffness = self._stiffness()
         theta_in = self._owned("theta")
+        self._send_wall_pressure()
         previous = np.inf
         for iteration in range(1, self.max_iterations + 1):
             self._set_theta(theta_in)

@@ -478,7 +478,8 @@ class TransportProblem:
                 self._solvers[key] = CreepProblem(
                     residuals, unknowns, pores.creep, pores.psi, pores.p_li, lambda: 1.0,
                     **options)
-            self._solvers[key].solver.setConvergenceHistory()
+            # reset at every solve: the stall test compares with this step's first residual
+            self._solvers[key].solver.setConvergenceHistory(reset=True)
         return self._solvers[key]
 
     def _voltage_bcs(self) -> list[fem.DirichletBC]:

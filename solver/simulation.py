@@ -102,6 +102,8 @@ class RunRecorder:
         self.plated_initial = (resume.get("plated_initial", 0.0) if resume
                                else problem.li_plated_mol())
         self.charge_C = resume["charge_C"] if resume else 0.0
+        if resume and problem.pores is not None:
+            problem.pores.clipped_volume = resume.get("clipped_volume", 0.0)
         self.steps_since_fields = resume["steps_since_fields"] if resume else 0
         groups = {f"host_{host.name}": [host.theta, host.sigma_h, host.eps_lat]
                   for host in problem.hosts}
@@ -157,8 +159,10 @@ class RunRecorder:
 
     def state(self, time: float) -> dict:
         """What a restart needs to continue the records seamlessly."""
+        pores = self.problem.pores
         return {"time": time, "li_initial": self.li_initial, "charge_C": self.charge_C,
                 "plated_initial": self.plated_initial,
+                "clipped_volume": pores.clipped_volume if pores is not None else 0.0,
                 "steps_since_fields": self.steps_since_fields}
 
     def _update_row(self, time_s: float, dt: float, newton: int) -> dict[str, float]:
