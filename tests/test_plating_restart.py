@@ -24,11 +24,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from mpi4py import MPI
@@ -36,6 +32,7 @@ from mpi4py import MPI
 import numpy as np
 import pytest
 from test_cli_run import timeseries
+from test_restart import kill_after_checkpoints as kill_run
 
 import solver.simulation as simulation
 from solver.config import load_case
@@ -53,21 +50,10 @@ PSI_PERC = 0.05  # plating.percolation_fraction (default)
 
 
 def kill_after_checkpoints(work: Path, count: int) -> int:
-    """Start the run in a subprocess, SIGKILL it once `count` checkpoints exist; return
-    its exit status. It reads the mesh from this process's cache (no gmsh run)."""
-    env = dict(os.environ, CONSTRICT_CACHE_DIR=str(simulation.cache_dir().parent.resolve()))
+    """The run killed once `count` checkpoints exist; it reads the mesh from this process's
+    cache (no gmsh run)."""
     sets = [item for setting in SETTINGS for item in ("--set", setting)]
-    process = subprocess.Popen([sys.executable, "-m", "solver", "run", str(SMALL), "-o", "killed",
-                                *sets], cwd=work, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    pointer = work / "killed" / "checkpoints" / "latest.json"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        if pointer.is_file() and int(json.loads(pointer.read_text())["file"][11:17]) >= count:
-            process.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    return process.wait()
+    return kill_run(work, count, SMALL, sets, simulation.cache_dir().parent.resolve())
 
 
 def run_in_process(folder: Path, restart: bool = False) -> dict:

@@ -30,9 +30,10 @@ SHELL_SHORT = ["--set", "geometry.mesh.size_surface=0.07 um", "--set", "mechanic
 
 
 def kill_after_checkpoints(work: Path, count: int, case: Path = CASE,
-                           options: list[str] = LONGER) -> int:
-    """Start a run, SIGKILL it once `count` checkpoints exist; return its exit status."""
-    env = dict(os.environ, CONSTRICT_CACHE_DIR=str(work / "cache"))
+                           options: list[str] = LONGER, cache: Path | None = None) -> int:
+    """Start a run, SIGKILL it once `count` checkpoints exist; return its exit status.
+    Meshes are cached in `cache` (default: a folder of `work`)."""
+    env = dict(os.environ, CONSTRICT_CACHE_DIR=str(cache or work / "cache"))
     process = subprocess.Popen([sys.executable, "-m", "solver", "run", str(case), "-o", "killed",
                                 *options], cwd=work, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
