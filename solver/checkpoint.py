@@ -44,6 +44,15 @@ def input_node_index(function: fem.Function) -> np.ndarray:
     return mesh.geometry.input_global_indices[node_of_dof]
 
 
+def default_keys(function: fem.Function) -> np.ndarray:
+    """Checkpoint keys of a function's local dofs: the input node index of a P1 field; for a
+    Real space (one global value, e.g. the anode potential of a plating particle) its dof 0,
+    owned by one rank."""
+    if function.function_space.ufl_element().is_real:
+        return np.arange(function.function_space.dofmap.index_map.size_local, dtype=np.int64)
+    return input_node_index(function)
+
+
 def cell_entry_keys(function: fem.Function, input_cell: np.ndarray) -> np.ndarray:
     """Keys of the owned entries of a cell-wise field (quadrature or DG), from the input
     index of each owned cell: input cell × entries per cell + the entry's place in its cell.
@@ -67,7 +76,8 @@ def cell_entry_keys(function: fem.Function, input_cell: np.ndarray) -> np.ndarra
 class Checkpointer:
     """Writes and restores the fields of a run under ``folder/checkpoints``.
 
-    Scalar P1 fields are keyed by input node index; other fields (the quadrature-point
+    Scalar P1 fields are keyed by input node index, Real-space values by their one dof;
+    other fields (the quadrature-point
     internal variables of the mechanics) come with their keys (`cell_entry_keys`).
     """
 
@@ -77,7 +87,7 @@ class Checkpointer:
         self.functions = functions
         self.comm = comm
         given = keys or {}
-        self.keys = {name: given[name] if name in given else input_node_index(f)
+        self.keys = {name: given[name] if name in given else default_keys(f)
                      for name, f in functions.items()}
         if comm.rank == 0:
             self.folder.mkdir(exist_ok=True)

@@ -172,11 +172,19 @@ class ElectrolyteLayerConfig(_Strict):
 
 
 class SingleParticleConfig(_Strict):
-    """One host sphere, its surface in contact with an electrolyte (MODEL §1)."""
+    """One host sphere, its surface in contact with an electrolyte (MODEL §1).
+
+    With plating on, Li metal plates on the particle's surface into its share of the
+    scaffold's voids (docs/plating.md, "A single particle"): `void_ratio` is that void's
+    volume per unit particle volume, and `electrolyte` the solid electrolyte whose Li
+    plating kinetics (i0_plating) apply at the surface.
+    """
 
     material: str
     radius: Length
     octant: bool = True
+    void_ratio: Annotated[float, Field(gt=0.0, le=100.0)] | None = None
+    electrolyte: str | None = None
 
 
 class MeshConfig(_Strict):
@@ -376,21 +384,33 @@ class CaseConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _plating_newton_counts(cls, data: Any) -> Any:
-        """`PLATING_NEWTON_COUNTS` for a case with plating that sets no Newton counts."""
+        """`PLATING_NEWTON_COUNTS` for a scaffold case with plating that sets no Newton
+        counts."""
         if not isinstance(data, dict) or not isinstance(data.get("plating"), dict):
             return data
         solver = data.get("solver") or {}
         if data["plating"].get("enabled") is not True or not isinstance(solver, dict):
             return data
+        geometry = data.get("geometry")
+        if isinstance(geometry, dict) and geometry.get("kind") != "scaffold":
+            return data  # a particle's void has no creep front: the transport's counts
         if any(key in solver for key in PLATING_NEWTON_COUNTS):
             return data
         return {**data, "solver": {**PLATING_NEWTON_COUNTS, **solver}}
 
     @model_validator(mode="after")
-    def _plating_needs_pores(self) -> CaseConfig:
-        if self.plating.enabled and self.geometry.kind != "scaffold":
-            raise ValueError("plating.enabled: plated Li lives in the pores of a scaffold; "
-                             f"geometry.kind '{self.geometry.kind}' has none (use scaffold)")
+    def _plating_has_a_void(self) -> CaseConfig:
+        """A single particle plates into its void: its size and electrolyte must be given."""
+        particle = self.geometry.single_particle
+        if not self.plating.enabled or self.geometry.kind != "single_particle":
+            return self
+        for name in ("void_ratio", "electrolyte"):
+            if getattr(particle, name) is None:
+                raise _field_error(
+                    ("geometry", "single_particle", name),
+                    "is required with plating.enabled on a single particle (void_ratio: "
+                    "void volume per particle volume in (0, 100]; electrolyte: a solid "
+                    "electrolyte card)", None)
         return self
 
 
@@ -509,6 +529,9 @@ def _material_problems(case: CaseConfig) -> list[str]:
     if geometry.single_particle is not None:
         uses.append(("geometry.single_particle.material", geometry.single_particle.material,
                      "single_particle"))
+        if geometry.single_particle.electrolyte is not None:
+            uses.append(("geometry.single_particle.electrolyte",
+                         geometry.single_particle.electrolyte, "electrolyte"))
     uses += [(f"geometry.electrolyte[{i}].material", layer.material, "electrolyte")
              for i, layer in enumerate(geometry.electrolyte)]
     if case.mechanics.confinement.material is not None:

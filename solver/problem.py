@@ -7,7 +7,10 @@ interior facets Γ_EH of the parent mesh. All forms integrate over the parent me
 on Γ_EH the host cell is always the "+" side and the electrolyte cell the "−" side.
 
 The single particle uses the same machinery: its parent mesh is the particle, and the
-reaction site is its outer surface, facing a liquid electrolyte at uniform potential.
+reaction site is its outer surface, facing an electrolyte at uniform potential. With
+plating on, Li also plates on that surface into the particle's void (`solver.void`); the
+anode potential V is then an unknown of the block Newton (a Real space) fixed by the
+applied current, which alloying and plating share.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from mpi4py import MPI
 
+import basix.ufl
 import dolfinx
 import numpy as np
 import ufl
@@ -37,6 +41,7 @@ from solver.physics.creep import CreepProblem
 from solver.pores import PoreSpace
 from solver.stepper import Drive, StepResult
 from solver.units import Q_, F
+from solver.void import ParticleVoid
 
 if TYPE_CHECKING:
     from meshes import TaggedMesh
@@ -165,7 +170,12 @@ class TransportProblem:
                                    if name.startswith("electrolyte:")}
         self.phi = self._electrolyte_field() if not self.single_particle else None
         self.pores = (PoreSpace(tagged, self.regions, case, materials)
-                      if case.plating.enabled else None)
+                      if case.plating.enabled and not self.single_particle else None)
+        self.void = (ParticleVoid(self.mesh, case, materials)
+                     if case.plating.enabled and self.single_particle else None)
+        self.potential = self._potential_unknown() if self.void is not None else None
+        self.surface_electrolyte = (materials[case.geometry.single_particle.electrolyte]
+                                    if self.void is not None else None)
         self.start_at_rest()
         self._interface_data: list[tuple[int, np.ndarray]] = []
         self._interface_sides: dict[int, tuple[frozenset[int], frozenset[int]]] = {}
@@ -202,6 +212,11 @@ class TransportProblem:
             flux_per_current=_to_float(Q_(1.0, "A/m^2") / (F * c_max), "um/s"),
             mol_per_theta_volume=_to_float(c_max * Q_(1.0, "um^3"), "mol"))
 
+    def _potential_unknown(self) -> fem.Function:
+        """V = φ_s − φ_e of the particle's surface as one unknown (a Real space)."""
+        space = fem.functionspace(self.mesh, basix.ufl.real_element(self.mesh.basix_cell(), ()))
+        return fem.Function(space, name="anode_potential")
+
     def start_at_rest(self) -> None:
         """Start from equilibrium: every host at the same potential V0, φ_e = −V0.
 
@@ -221,6 +236,8 @@ class TransportProblem:
                 field_.x.array[:] = theta0
         if self.phi is not None:
             self.phi.x.array[:] = -v0
+        if self.potential is not None:
+            self.potential.x.array[:] = v0
         self._accepted = [unknown.x.array.copy() for unknown in self.unknowns]
         log.info("initial state at rest: V0 = %.4f V, θ0 = %s", v0,
                  ", ".join(f"{h.name} {h.theta.x.array[0]:.4g}" for h in self.hosts))
@@ -333,14 +350,47 @@ class TransportProblem:
     def site_current(self, site: ReactionSite, drive: Drive) -> ufl.core.expr.Expr:
         """Local reaction current density i (A/m²) on a site (5.1)."""
         host = site.host.card
-        if self.single_particle and drive.mode == "current":
+        if self._uniform_flux(drive):
             return self.applied_current  # the surface takes the applied current uniformly
         theta_s, sigma_s = self._restricted(site, site.host.theta, site.host.transport_sigma_h)
-        phi_e = -self.applied_voltage if self.phi is None else self.phi(site.electrolyte_side)
+        phi_e = self._surface_electrolyte_potential() if self.phi is None \
+            else self.phi(site.electrolyte_side)
         eta = transport.alloying_overpotential(host, 0.0, phi_e, theta_s, sigma_s)
         i0 = _to_float(host.host.i0_alloy, "A/m^2") * transport.site_availability(theta_s,
                                                                                  host.host.alpha)
         return transport.butler_volmer(i0, host.host.alpha, self.f, eta)
+
+    def _uniform_flux(self, drive: Drive) -> bool:
+        """A galvanostatic particle without plating: the applied current is the flux."""
+        return self.single_particle and self.void is None and drive.mode == "current"
+
+    def _surface_electrolyte_potential(self):
+        """φ_e at the particle's surface: −V, with V the unknown (plating on) or the applied
+        voltage."""
+        return -self.potential if self.potential is not None else -self.applied_voltage
+
+    def surface_plating_current(self) -> ufl.core.expr.Expr:
+        """Li⁺ + e⁻ → Li(metal) on the particle's surface into its void (A/m², §5): (5.1)
+        with the surface electrolyte's plating kinetics against U_Li(p_Li) of the void, and
+        the host's nucleation barrier while the void holds no metal."""
+        void, layer = self.void, self.surface_electrolyte.electrolyte
+        host = self.hosts[0].card.host
+        eta = self.potential - void.plating_potential()  # η = φ_s − φ_e − U_Li
+        return transport.deposition_current(
+            _to_float(layer.i0_plating, "A/m^2"), layer.alpha_plating, self.f, eta,
+            void.presence(), _to_float(host.nucleation_overpotential, "V"))
+
+    def surface_forced_plating_current(self) -> ufl.core.expr.Expr:
+        """Li(host) → Li(metal) from the particle's surface into its void (A/m², §5, Γ_HP):
+        driving force Δ = U_k(θ_s, σ_h,s) − U_Li(p_Li)."""
+        host, void = self.hosts[0], self.void
+        card = host.card.host
+        u_host = equilibrium_potential(host.card, host.theta, host.transport_sigma_h)
+        i0 = _to_float(card.i0_forced_plating, "A/m^2") * transport.site_availability(
+            host.theta, card.alpha)
+        return transport.deposition_current(
+            i0, card.alpha, self.f, u_host - void.plating_potential(), void.presence(),
+            _to_float(card.nucleation_overpotential, "V"))
 
     def plating_current(self) -> ufl.core.expr.Expr:
         """Li plating from the electrolyte on Γ_EP (A/m²), §5: where the facet has electrons,
@@ -400,6 +450,23 @@ class TransportProblem:
         side = site.host_side
         return [function if side is None else function(side) for function in functions]
 
+    def _void_residuals(self, drive: Drive) -> list[ufl.Form]:
+        """The rows of V and ψ of a plating particle: the applied current (or voltage) fixes
+        V; the void gains what plates on the surface, electrochemically and from the host."""
+        host, surface = self.hosts[0], self.sites[0].measure
+        per_current = _to_float(Q_(1.0, "A/m^2") / (F * Q_(self.c_ref, "mol/m^3")), "um/s")
+        r = ufl.TestFunction(self.potential.function_space)
+        plating = self.surface_plating_current()
+        if drive.mode == "current":
+            alloying = self.site_current(self.sites[0], drive)
+            R_V = per_current * (alloying + plating - self.applied_current) * r * surface
+        else:
+            R_V = (self.potential - self.applied_voltage) * r * surface
+        s = ufl.TestFunction(self.void.psi.function_space)
+        R_psi = self.void.storage(self.dt, s, self.dx(host.cell_tag, metadata=LUMPED), self.c_ref)
+        R_psi -= per_current * (plating + self.surface_forced_plating_current()) * s * surface
+        return [R_V, R_psi]
+
     def _residuals(self, drive: Drive) -> list[ufl.Form]:
         residuals = []
         for host in self.hosts:
@@ -421,11 +488,16 @@ class TransportProblem:
                 if contact.other is host:  # Li arrives through Γ_HH'
                     residual -= host.flux_per_current * self.contact_current(contact) \
                         * v("-") * contact.measure
+            if self.void is not None:  # Li leaves the particle's surface into its void
+                residual += host.flux_per_current * self.surface_forced_plating_current() \
+                    * v * self.sites[0].measure
             residuals.append(residual)
         if self.phi is not None:
             residuals.append(self._electrolyte_residual(drive))
         if self.pores is not None:
             residuals += self._pore_residuals()
+        if self.void is not None:
+            residuals += self._void_residuals(drive)
         return residuals
 
     def _electrolyte_residual(self, drive: Drive) -> ufl.Form:
@@ -458,7 +530,7 @@ class TransportProblem:
 
     def _solver_for(self, drive: Drive) -> NonlinearProblem:
         key = "voltage" if drive.mode == "voltage" else "current"
-        if self.single_particle and key == "current":
+        if self._uniform_flux(drive):
             key = "flux"
         if key not in self._solvers:
             unknowns = self.unknowns
@@ -495,6 +567,7 @@ class TransportProblem:
     def unknowns(self) -> list[fem.Function]:
         unknowns = [host.theta for host in self.hosts]
         unknowns += [self.phi] if self.phi is not None else []
+        unknowns += [self.potential, self.void.psi] if self.void is not None else []
         return unknowns + ([self.pores.psi, self.pores.p_li] if self.pores is not None else [])
 
     def apply_drive(self, drive: Drive) -> None:
@@ -536,6 +609,8 @@ class TransportProblem:
         self._accepted = [unknown.x.array.copy() for unknown in self.unknowns]
         if self.pores is not None:
             self.pores.accept()
+        if self.void is not None:
+            self.void.accept()
 
     def reject(self) -> None:
         for unknown, accepted in zip(self.unknowns, self._accepted, strict=True):
@@ -584,6 +659,8 @@ class TransportProblem:
         area = self.integral("top_area")
         if self.phi is not None:
             return -self.integral("phi_top") / area
+        if self.potential is not None:
+            return float(self.potential.x.array[0])
         if self.drive.mode == "voltage":
             return self.drive.value
         # Uniform surface current: V = <U_k> + η(i; i0·<availability>), the voltage of a
@@ -602,6 +679,8 @@ class TransportProblem:
             total = sum(self.site_current(site, voltage) * site.measure for site in self.sites)
             if self.plating_sites is not None:
                 total += self.plating_current() * self.plating_sites
+            if self.void is not None:
+                total += self.surface_plating_current() * self.sites[0].measure
             self._diagnostics["reaction_current"] = fem.form(total, entity_maps=self.entity_maps)
         return self.integral("reaction_current") / self.integral("top_area")
 
@@ -616,7 +695,9 @@ class TransportProblem:
         return ranges
 
     def li_plated_mol(self) -> float:
-        """Li metal in the pores (mol); 0 without plating."""
+        """Li metal in the pores or the particle's void (mol); 0 without plating."""
+        if self.void is not None:
+            return self.void.li_mol(self.integral(f"volume:{self.hosts[0].name}"))
         return self.pores.li_mol() if self.pores is not None else 0.0
 
     def li_in_hosts_mol(self) -> dict[str, float]:

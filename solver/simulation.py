@@ -26,7 +26,7 @@ from postprocess.metrics import (
     summarize_shell_depths,
 )
 from postprocess.paraview_state import write_paraview_script
-from postprocess.plating_metrics import write_plating_outputs
+from postprocess.plating_metrics import capacity_above_0V, write_plating_outputs
 from postprocess.plots import plot_run_summary
 from postprocess.render import render_run
 from solver.checkpoint import Checkpointer
@@ -122,7 +122,7 @@ class RunRecorder:
         columns += [f"theta_{bound}_{name}" for name in self.li_initial for bound in ("min", "max")]
         columns += ["li_plated_mol", "capacity_alloy_mAh_per_g", "capacity_plating_mAh_per_g",
                     "capacity_alloy_mAh_per_cm2", "capacity_plating_mAh_per_cm2",
-                    "li_balance_rel_error", *self.step_columns()]
+                    "li_balance_rel_error", *self._void_columns(), *self.step_columns()]
         self.series = TimeSeries(folder / "timeseries.csv", columns, self.comm,
                                  resume_from=resume["time"] if resume else None)
         self.last_row: dict[str, float] = {}
@@ -180,11 +180,19 @@ class RunRecorder:
                "capacity_plating_mAh_per_cm2": self._per_area_mAh(plated),
                "li_balance_rel_error": self.li_balance_error()}
         row |= {f"li_{name}_mol": value for name, value in li.items()}
+        row |= self._void_columns()
         row |= self.step_columns()
         for name, (low, high) in self.problem.theta_range().items():
             row |= {f"theta_min_{name}": low, f"theta_max_{name}": high}
         self.last_row = row
         return row
+
+    def _void_columns(self) -> dict[str, float]:
+        """ψ and p_Li (MPa) of a plating particle's void (`solver.void`); none otherwise."""
+        void = self.problem.void
+        if void is None:
+            return {}
+        return {"void_psi": void.value(), "void_p_li_MPa": void.pressure_value()}
 
     def _per_area_mAh(self, li_mol: float) -> float:
         """mAh/cm² of the top face for an amount of Li (mol)."""
@@ -304,6 +312,7 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
         "capacity_plating_mAh_per_g": recorder.last_row["capacity_plating_mAh_per_g"],
         "capacity_alloy_mAh_per_cm2": recorder.last_row["capacity_alloy_mAh_per_cm2"],
         "capacity_plating_mAh_per_cm2": recorder.last_row["capacity_plating_mAh_per_cm2"],
+        "plating_share": _plating_share(recorder.last_row),
         **distribution,
         "li_balance_rel_error": recorder.li_balance_error(),
         "anode_potential_V_final": recorder.last_row["anode_potential_V"],
@@ -334,11 +343,17 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
     return metrics
 
 
+def _plating_share(row: dict[str, float]) -> float | None:
+    """Plated Li / (alloyed + plated Li) of the capacity so far (P3); None before any."""
+    alloy, plating = row["capacity_alloy_mAh_per_g"], row["capacity_plating_mAh_per_g"]
+    return plating / (alloy + plating) if alloy + plating > 0 else None
+
+
 def _write_distribution(transport: TransportProblem, interface: InterfaceCurrents | None,
                         folder: Path, case: CaseConfig) -> dict:
     """interface_current.csv, plated_li.csv, their PNGs and metrics (MODEL §9)."""
     if interface is None:
-        return {}
+        return _particle_plating_metrics(transport, folder)
     interface.write_csv(folder / "interface_current.csv")
     metrics: dict = {}
     if transport.pores is not None:
@@ -349,6 +364,17 @@ def _write_distribution(transport: TransportProblem, interface: InterfaceCurrent
     if transport.comm.rank == 0:
         metrics = write_plating_outputs(folder, case.geometry.scaffold.height) | metrics
     return transport.comm.bcast(metrics, root=0)
+
+
+def _particle_plating_metrics(transport: TransportProblem, folder: Path) -> dict:
+    """The capacity split of a plating particle (VALIDATION P3): alloying capacity above
+    0 V, the plating share of the capacity, and the void's final filling and pressure."""
+    if transport.void is None:
+        return {}
+    above = capacity_above_0V(folder / "timeseries.csv") if transport.comm.rank == 0 else None
+    return {"capacity_above_0V_mAh_per_g": transport.comm.bcast(above, root=0),
+            "void_psi_final": transport.void.value(),
+            "void_p_li_MPa_final": transport.void.pressure_value()}
 
 
 def _log_to_file(folder: Path, comm: MPI.Comm) -> None:

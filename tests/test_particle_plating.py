@@ -1,0 +1,135 @@
+"""Plating on a single particle into its void (solver/void.py; MODEL §5, §7): the anode
+potential as an unknown fixed by the applied current, Li conservation with the plated Li
+(V1), no metal above 0 V, the pressurised void, stripping and the checkpoint of the Real
+unknowns.
+
+A small, fast variant of the P3 case: a free Si particle (no mechanics) that starts at
+θ = 0.7 (0.12 V), a 0.1 µm mesh, 10× the paper's current and a small void (0.2 of the
+particle's volume), so that it reaches 0 V after 38 s, plates (and, being free, goes on
+lithiating), fills the void and falls to −0.2 V at 78 s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mpi4py import MPI
+
+import numpy as np
+import pytest
+
+from solver.config import CaseError, case_materials, load_case
+from solver.physics.transport import plating_potential
+from solver.problem import TransportProblem
+from solver.simulation import build_case_mesh
+from solver.stepper import TimeStepper, protocol_segments
+from solver.units import F
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTICLE = ROOT / "cases" / "single_particle.yaml"
+CURRENT = "2 mA/cm^2"
+
+
+def particle_case(steps: list[str], *extra: str):
+    overrides = ["plating.enabled=true", "geometry.single_particle.void_ratio=0.2",
+                 "geometry.single_particle.electrolyte=LPSCl1.5",
+                 "geometry.mesh.size_surface=0.1 um", "materials.overrides.Si.theta_initial=0.7",
+                 "solver.dt_initial=0.05 s", "solver.dt_max=5 s",
+                 f"protocol.steps=[{', '.join(steps)}]", *extra]
+    return load_case(PARTICLE, overrides)
+
+
+class History:
+    """Per accepted step: time, V, plated and stored Li (mol), and the charge passed."""
+
+    def __init__(self, problem: TransportProblem) -> None:
+        self.problem = problem
+        self.area_m2 = problem.integral("top_area") * 1e-12
+        self.li0 = self.stored()
+        self.coulomb = 0.0
+        self.rows: list[tuple[float, float, float, float]] = []
+
+    def stored(self) -> float:
+        return sum(self.problem.li_in_hosts_mol().values()) + self.problem.li_plated_mol()
+
+    def __call__(self, record) -> None:
+        self.coulomb += self.problem.current_density() * self.area_m2 * record.dt
+        passed = self.coulomb / F.m_as("C/mol")
+        self.rows.append((record.time, self.problem.anode_potential(),
+                          self.problem.li_plated_mol(), self.stored() - self.li0 - passed))
+
+
+def run(case) -> tuple[TransportProblem, History, object]:
+    problem = TransportProblem(build_case_mesh(case, MPI.COMM_WORLD), case, case_materials(case))
+    history = History(problem)
+    summary = TimeStepper(problem, case.solver, history).run(protocol_segments(case.protocol))
+    return problem, history, summary
+
+
+@pytest.fixture(scope="module")
+def plated_to_cutoff():
+    case = particle_case([f"{{type: galvanostatic, current_density: {CURRENT}, duration: 150 s,"
+                          " cutoff_voltage: -0.2 V}"])
+    return run(case)
+
+
+def test_particle_plates_below_zero_volts_and_conserves_li(plated_to_cutoff) -> None:
+    """Every mole passed is in the host or in the void at every step (V1), no metal forms
+    while V > 0, and the void takes a real share of the charge once it does (15 % in all:
+    the free particle goes on lithiating below 0 V)."""
+    problem, history, summary = plated_to_cutoff
+    rows = np.array(history.rows)
+    passed = history.coulomb / F.m_as("C/mol")
+    assert np.max(np.abs(rows[:, 3])) < 1e-9 * passed
+    above = rows[:, 1] > 0.0
+    assert above.any() and (~above).any()
+    assert np.max(rows[above, 2]) < 1e-6 * passed
+    assert problem.li_plated_mol() > 0.1 * passed
+    assert summary.stopped_by_cutoff
+
+
+def test_full_void_is_pressurised_and_the_potential_follows_u_li(plated_to_cutoff) -> None:
+    """At the cut-off the void is past ψ_c and its Li is under GPa pressure; V lies just
+    below U_Li(p_Li) = −Ω_Li p_Li / F (§5): the metal is still plating, with an overpotential
+    of tens of mV at 2 mA/cm² against i0 = 2.6 mA/cm²."""
+    problem, _, _ = plated_to_cutoff
+    void = problem.void
+    assert void.value() > void.psi_c
+    u_li = float(plating_potential(void.pressure_value(), void.molar_volume))
+    voltage = problem.anode_potential()
+    assert voltage == pytest.approx(-0.2, abs=2e-3)
+    assert u_li - 0.05 < voltage < u_li
+    assert void.pressure_value() > 1e3  # MPa
+
+
+def test_stripping_empties_the_void_before_the_host() -> None:
+    """Plate for 70 s, then strip at the same current up to 0.1 V: the metal dissolves first
+    (V stays near 0.02 V while it lasts), then the host gives Li back and V rises; Li is
+    conserved over both steps. 1 % of the metal is left at 0.1 V (stripping is gated by
+    the coverage m(ψ), which falls with ψ)."""
+    case = particle_case([f"{{type: galvanostatic, current_density: {CURRENT}, duration: 70 s}}",
+                          "{type: galvanostatic, current_density: -2 mA/cm^2, duration: 60 s,"
+                          " cutoff_voltage: 0.1 V}"])
+    problem, history, summary = run(case)
+    rows = np.array(history.rows)
+    plated_peak = rows[:, 2].max()
+    assert plated_peak > 0.0
+    assert problem.li_plated_mol() < 0.02 * plated_peak
+    stripping = (rows[:, 0] > 70.0) & (rows[:, 2] > 0.5 * plated_peak)
+    assert stripping.any() and np.all(rows[stripping, 1] < 0.05)
+    assert summary.stopped_by_cutoff
+    passed = np.abs(history.coulomb) / F.m_as("C/mol")
+    assert np.max(np.abs(rows[:, 3])) < 1e-9 * max(passed, plated_peak)
+
+
+def test_plating_particle_needs_its_void_and_electrolyte() -> None:
+    """V8: plating on a single particle without void_ratio (or electrolyte) is refused,
+    naming the field."""
+    with pytest.raises(CaseError, match="geometry.single_particle.void_ratio"):
+        load_case(PARTICLE, ["plating.enabled=true",
+                             "geometry.single_particle.electrolyte=LPSCl1.5"])
+    with pytest.raises(CaseError, match="geometry.single_particle.electrolyte"):
+        load_case(PARTICLE, ["plating.enabled=true", "geometry.single_particle.void_ratio=1"])
+    with pytest.raises(CaseError, match="geometry.single_particle.electrolyte"):
+        load_case(PARTICLE, ["plating.enabled=true", "geometry.single_particle.void_ratio=1",
+                             "geometry.single_particle.electrolyte=Si"])
