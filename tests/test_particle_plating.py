@@ -18,6 +18,7 @@ from mpi4py import MPI
 import numpy as np
 import pytest
 
+from solver.checkpoint import Checkpointer
 from solver.config import CaseError, case_materials, load_case
 from solver.physics.transport import plating_potential
 from solver.problem import TransportProblem
@@ -133,3 +134,22 @@ def test_plating_particle_needs_its_void_and_electrolyte() -> None:
     with pytest.raises(CaseError, match="geometry.single_particle.electrolyte"):
         load_case(PARTICLE, ["plating.enabled=true", "geometry.single_particle.void_ratio=1",
                              "geometry.single_particle.electrolyte=Si"])
+
+
+def test_real_unknowns_round_trip_through_a_checkpoint(tmp_path) -> None:
+    """V7 for the Real unknowns: V and ψ of the void are written with the fields and
+    restored exactly (keyed by their one dof)."""
+    case = particle_case(["{type: rest, duration: 1 s}"])
+    problem = TransportProblem(build_case_mesh(case, MPI.COMM_WORLD), case, case_materials(case))
+    fields = {u.name: u for u in problem.unknowns}
+    problem.potential.x.array[:] = -0.123
+    problem.void.psi.x.array[:] = 0.456
+    writer = Checkpointer(tmp_path, fields, MPI.COMM_WORLD)
+    writer.write({"position": {"time": 1.0}}, 1)
+    saved = {name: f.x.array.copy() for name, f in fields.items()}
+    for function in fields.values():
+        function.x.array[:] = 0.0
+    Checkpointer(tmp_path, fields, MPI.COMM_WORLD).restore_latest()
+    for name, function in fields.items():
+        assert np.array_equal(function.x.array, saved[name])
+    assert problem.anode_potential() == -0.123
