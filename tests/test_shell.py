@@ -89,12 +89,12 @@ def test_v9_shell_depth_converges_with_the_mesh(shells, tmp_path_factory) -> Non
 
 
 def test_p3_plating_carries_the_capacity_below_zero_volts(tmp_path) -> None:
-    """P3 (reduced: 100 nm surface mesh, Δt up to 50 s): the shipped solid case runs on
+    """P3 (reduced: 100 nm surface mesh, Δt up to 200 s): the shipped solid case runs on
     past 0 V to −0.2 V. The confined shell holds ≈ 200 mAh/g above 0 V (the paper: ≈ 200);
     below 0 V Li plates into the particle's void until it is full and pressurised, and
     plating carries most of the capacity. Li is conserved with the plated Li (V1)."""
     case = load_case(ROOT / "cases" / "shell_solid.yaml",
-                     ["geometry.mesh.size_surface=0.1 um", "solver.dt_max=50 s",
+                     ["geometry.mesh.size_surface=0.1 um", "solver.dt_max=200 s",
                       "output.fields_every=0", "output.checkpoint_every=0"])
     metrics = run_case(case, tmp_path, MPI.COMM_WORLD)
     alloy, plating = metrics["capacity_alloy_mAh_per_g"], metrics["capacity_plating_mAh_per_g"]
