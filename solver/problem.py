@@ -164,6 +164,9 @@ class TransportProblem:
         self.hosts = [self._host_field(name[len("host:"):], tag, materials)
                       for name, tag in sorted(tagged.regions.items()) if name.startswith("host:")]
         self.c_ref = max(host.card.host.c_max.m_as("mol/m^3") for host in self.hosts)
+        # i [A/m²] -> i/(F c_ref) [µm/s]: a current in the θ·µm³/s units of every row
+        self.flux_per_current_ref = _to_float(Q_(1.0, "A/m^2") / (F * Q_(self.c_ref, "mol/m^3")),
+                                              "um/s")
         self.single_particle = case.geometry.kind == "single_particle"
         self.electrolyte_layers = {tag: materials[name.split(":", 2)[2]]
                                    for name, tag in tagged.regions.items()
@@ -451,10 +454,12 @@ class TransportProblem:
         return [function if side is None else function(side) for function in functions]
 
     def _void_residuals(self, drive: Drive) -> list[ufl.Form]:
-        """The rows of V and ψ of a plating particle: the applied current (or voltage) fixes
-        V; the void gains what plates on the surface, electrochemically and from the host."""
+        """The rows of V and ψ of a plating particle: the applied current fixes V (the
+        galvanostatic condition of §4 on the particle's surface: alloying plus plating carry
+        i_app), or V is the applied voltage; the void gains what plates on the surface,
+        electrochemically and from the host ((7.1) lumped over the void)."""
         host, surface = self.hosts[0], self.sites[0].measure
-        per_current = _to_float(Q_(1.0, "A/m^2") / (F * Q_(self.c_ref, "mol/m^3")), "um/s")
+        per_current = self.flux_per_current_ref
         r = ufl.TestFunction(self.potential.function_space)
         plating = self.surface_plating_current()
         if drive.mode == "current":
@@ -503,7 +508,7 @@ class TransportProblem:
     def _electrolyte_residual(self, drive: Drive) -> ufl.Form:
         """(4.1) with the interface currents and, when galvanostatic, the applied current."""
         w = ufl.TestFunction(self.phi.function_space)
-        per_current = _to_float(Q_(1.0, "A/m^2") / (F * Q_(self.c_ref, "mol/m^3")), "um/s")
+        per_current = self.flux_per_current_ref
         residual = transport.electrolyte_residual(self.kappa_scaled, self.phi, w,
                                                   self.dx(tuple(self.electrolyte_layers)))
         for site in self.sites:

@@ -61,7 +61,8 @@ class ParticleVoid:
         return transport.metal_presence(self.psi, self.psi_perc)
 
     def storage(self, dt, test, dx_particle: ufl.Measure, c_ref: float) -> ufl.Form:
-        """d/dt of the plated Li, V_void ∂ψ/∂t / Ω_Li, per c_ref: in θ·µm³/s like the host
+        """d/dt of the plated Li, V_void ∂ψ/∂t / Ω_Li ((7.1) integrated over the void, which
+        has no creep inside or out), per c_ref: in θ·µm³/s like the host
         rows. V_void is void_ratio times the particle volume, so the integral runs over
         the particle's cells."""
         per_theta = 1.0 / (self.molar_volume * c_ref)  # ψ·µm³ of metal → θ·µm³ at c_ref
