@@ -368,13 +368,15 @@ def _write_distribution(transport: TransportProblem, interface: InterfaceCurrent
 
 def _particle_plating_metrics(transport: TransportProblem, folder: Path) -> dict:
     """The capacity split of a plating particle (VALIDATION P3): alloying capacity above
-    0 V, the plating share of the capacity, and the void's final filling and pressure."""
+    0 V, the plating share of the capacity, and the void's final filling, pressure and
+    opening (its growth past V_void against the stack, `ParticleVoid.opening`)."""
     if transport.void is None:
         return {}
     above = capacity_above_0V(folder / "timeseries.csv") if transport.comm.rank == 0 else None
     return {"capacity_above_0V_mAh_per_g": transport.comm.bcast(above, root=0),
             "void_psi_final": transport.void.value(),
-            "void_p_li_MPa_final": transport.void.pressure_value()}
+            "void_p_li_MPa_final": transport.void.pressure_value(),
+            "void_opening_final": transport.void.opening()}
 
 
 def _log_to_file(folder: Path, comm: MPI.Comm) -> None:

@@ -4,8 +4,8 @@ The cases are cases/shell_solid.yaml (particle in a solid electrolyte: matrix sp
 stack pressure) and cases/shell_liquid.yaml (traction-free control), on coarser meshes and
 a shorter time than the shipped runs (docs/mechanics.md has the full-size numbers). P1 and
 V9 measure the shell where the surface reaches 0 V, so the solid case runs without plating
-to a 0 V cut-off there; P3 runs it as shipped, plating into the particle's void down to
-−0.2 V.
+to a 0 V cut-off there; P3 runs it as shipped, plating into the particle's void for an
+hour (5150 mAh/g, the paper's total at its short circuit).
 """
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ import pytest
 from test_single_particle import ROOT, solve_problem
 
 from postprocess.metrics import shell_depths_nm
-from solver.config import load_case
+from solver.config import case_materials, load_case
+from solver.physics.transport import plating_potential
 from solver.simulation import SHELL_THRESHOLD, run_case
 
-# VALIDATION P3 asks for ≥ 80 % at −0.2 V; the model gives 77.5 % (100 nm) and 78.1 % (70 nm
-# surface mesh): 83 % when the void is full, and the particle alone takes the current while
-# the closed void is pressurised from 0 to −0.2 V (docs/plating.md, "A single particle").
-PLATING_SHARE_P3 = 0.75
+PLATING_SHARE_P3 = 0.80  # VALIDATION P3
 
 
 def run_shell(kind: str, cache: Path, size_um: float, duration_s: float):
@@ -90,17 +88,24 @@ def test_v9_shell_depth_converges_with_the_mesh(shells, tmp_path_factory) -> Non
 
 def test_p3_plating_carries_the_capacity_below_zero_volts(tmp_path) -> None:
     """P3 (reduced: 100 nm surface mesh, Δt up to 200 s): the shipped solid case runs on
-    past 0 V to −0.2 V. The confined shell holds ≈ 200 mAh/g above 0 V (the paper: ≈ 200);
-    below 0 V Li plates into the particle's void until it is full and pressurised, and
-    plating carries most of the capacity. Li is conserved with the plated Li (V1)."""
+    past 0 V for the hour that brings the paper's ≈ 5000 mAh/g. The confined shell holds
+    ≈ 200 mAh/g above 0 V (the paper: ≈ 200); below 0 V Li plates into the particle's
+    void, fills it and then lifts the layer against the 50 MPa stack, so p_Li stays at the
+    stack pressure and V just below U_Li(p_stack): the −0.2 V cut-off is never reached.
+    Plating carries ≥ 80 % of the capacity (91 % here, 83 % when the void is full). Li is
+    conserved with the plated Li (V1)."""
     case = load_case(ROOT / "cases" / "shell_solid.yaml",
                      ["geometry.mesh.size_surface=0.1 um", "solver.dt_max=200 s",
                       "output.fields_every=0", "output.checkpoint_every=0"])
     metrics = run_case(case, tmp_path, MPI.COMM_WORLD)
     alloy, plating = metrics["capacity_alloy_mAh_per_g"], metrics["capacity_plating_mAh_per_g"]
-    assert metrics["stopped_by_cutoff"]
-    assert metrics["anode_potential_V_final"] == pytest.approx(-0.2, abs=2e-3)
+    assert not metrics["stopped_by_cutoff"]
+    assert alloy + plating > 4000.0
     assert 100.0 < metrics["capacity_above_0V_mAh_per_g"] < 400.0
     assert plating >= PLATING_SHARE_P3 * (alloy + plating)
-    assert metrics["void_psi_final"] > case.plating.filling_fraction
+    assert metrics["void_p_li_MPa_final"] == pytest.approx(case.stack_pressure, abs=0.01)
+    assert metrics["void_opening_final"] > 0.5
+    li_metal = case_materials(case)[case.plating.metal].metal
+    u_li = float(plating_potential(case.stack_pressure, li_metal.molar_volume.m_as("m^3/mol")))
+    assert u_li - 0.02 < metrics["anode_potential_V_final"] < u_li
     assert metrics["li_balance_rel_error"] < 1e-6
