@@ -7,6 +7,7 @@ STAMP := $(VENV)/.constrict-installed
 CASE ?= cases/si_scaffold_2c.yaml
 OUT ?= output/si_scaffold_2c
 NP ?= 2
+TEST_WORKERS ?= 2
 
 .PHONY: setup run test test-serial test-mpi bench lint clean
 
@@ -30,8 +31,10 @@ run: setup
 
 test: setup test-serial test-mpi
 
+# The serial tests run in TEST_WORKERS processes (pytest-xdist), a test file per process so
+# that module fixtures are built once; one BLAS/OpenMP thread each.
 test-serial: setup
-	$(PY) -m pytest -m "not mpi" -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -m "not mpi" -q -n $(TEST_WORKERS) --dist loadfile
 
 # MPI tests run under mpirun -n 2, one file per mpirun: all files in one process hung at
 # exit now and then (both ranks spinning after the last test; not yet understood), each

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import gc
+import os
 from pathlib import Path
+
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # One DOLFINx JIT cache per test worker (before dolfinx is imported): a worker that
+    # needs a form another one is compiling waits for it only 10 s, then fails.
+    os.environ["XDG_CACHE_HOME"] = str(
+        Path.home() / ".cache" / f"constrict-tests-{os.environ['PYTEST_XDIST_WORKER']}")
 
 from mpi4py import MPI  # before dolfinx: loads the MPI library (see solver/__init__.py)
 
