@@ -191,9 +191,15 @@ class ChemoMechanicalProblem:
 
     def _start_in_equilibrium(self) -> None:
         """Stresses of the initial state (confinement, stack pressure) and the rest potential
-        that goes with them (3.2), so that the first step starts in equilibrium."""
+        that goes with them (3.2), so that the first step starts in equilibrium. The loads
+        come on instantly, so the response is elastic (a step of RESTORE_DT: no flow); any
+        flow they drive happens in the time steps. The mesh is
+        the solid as made, at the initial θ: that θ is the mechanics' stress-free reference
+        (`MechanicsProblem.theta_reference`), so a host that starts partly lithiated (the
+        rest start of a mixed anode) is not stressed by the Li it was made with."""
         self._send_theta()
-        if not self.mechanics.solve(1.0).converged:
+        self.mechanics.theta_reference.x.array[:] = self.theta.x.array
+        if not self.mechanics.solve(RESTORE_DT).converged:
             raise RuntimeError("mechanics did not converge for the initial state")
         self._receive_stresses()
         self.transport.start_at_rest()
