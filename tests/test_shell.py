@@ -73,8 +73,8 @@ def test_p2_liquid_control_lithiates_on(shells) -> None:
 
 def test_v9_shell_depth_converges_with_the_mesh(shells, tmp_path_factory) -> None:
     """V9 (reduced): the solid case's shell depth at 0 V on surface meshes of 100, 70 and
-    50 nm (62.0, 58.2, 54.5 nm when written, 63.0 at 100 nm with the as-made stress-free
-    reference of session 6; 51.1 and 50.5 nm at 35 and 25 nm, see docs/mechanics.md) falls
+    50 nm (63.0, 58.7, 55.2 nm with the as-made stress-free reference of session 6;
+    51.1 and 50.5 nm at 35 and 25 nm before it, see docs/mechanics.md) falls
     monotonically, by less than 8 % per refinement. With P1
     mechanics, which locks under isochoric plastic flow, it was 1, 18 and 40 nm at 50, 35
     and 25 nm."""
