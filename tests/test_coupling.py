@@ -120,3 +120,20 @@ def test_coupled_galvanostatic_conserves_li(tmp_path: Path) -> None:
     gained = transport.li_in_hosts_mol()[host.name] - initial
     assert gained == pytest.approx(charge.m_as("mol"), rel=1e-9)
     assert coupled.extremes()["sigma_h_GPa_min"] < -0.1
+
+
+def test_solid_is_stress_free_as_made(tmp_path: Path) -> None:
+    """The mesh is the particle as made, here at θ = 0.3 in a stiff spring: it starts with
+    σ_h = 0 (the swelling is measured from θ_ref = 0.3, not from pristine Si), and only the
+    Li added after that squeezes it."""
+    coupled = coupled_particle(tmp_path, "mechanics.confinement.type=spring",
+                               "mechanics.confinement.value=10 GPa",
+                               "materials.overrides.Si.theta_initial=0.3")
+    host = coupled.transport.hosts[0]
+    assert np.allclose(coupled.mechanics.theta_reference.x.array, 0.3)
+    assert np.max(np.abs(host.sigma_h.x.array)) < 1e-6
+    host.theta.x.array[:] += 0.05
+    coupled._send_theta()
+    assert coupled.mechanics.solve().converged
+    coupled._receive_stresses()
+    assert np.all(host.sigma_h.x.array < -100.0)

@@ -396,8 +396,8 @@ class MechanicsProblem:
         # step can be redone in increments of θ (continuation)
         self._theta_load = fem.Function(theta.function_space)
         self._theta_solved = fem.Function(theta.function_space)
-        self.theta_reference = theta_reference or fem.Function(theta.function_space,
-                                                               name="theta_reference")
+        self.theta_reference = (theta_reference if theta_reference is not None
+                                else fem.Function(theta.function_space, name="theta_reference"))
         self._accepted_u = self.u.x.array.copy()
         self._accepted_theta = self._theta_solved.x.array.copy()
         metadata = {"quadrature_degree": s.quadrature}
