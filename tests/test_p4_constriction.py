@@ -22,7 +22,7 @@ from __future__ import annotations
 from mpi4py import MPI
 
 import pytest
-from test_p4_scaffold_comparison import COMPARISON_SETTINGS, SMALL
+from test_p4_scaffold_comparison import COMPARISON_SETTINGS, FIRST_FAMILIES, SMALL
 
 from solver.config import load_case
 from solver.simulation import run_case
@@ -31,17 +31,13 @@ MECHANICS = ["mechanics.enabled=true", "mechanics.degree=1", "mechanics.linear_s
              "stack_pressure=0 MPa"]
 
 
-def first_family(material: str) -> str:
-    return f"geometry.scaffold.particles[0].material={material}"
-
-
 @pytest.fixture(scope="module")
 def constricted(tmp_path_factory) -> dict[str, dict]:
     runs = {}
-    for label, overrides in {"Si": [first_family("Si"), *MECHANICS],
-                             "Cu": [first_family("Cu"), *MECHANICS],
-                             "Al2O3": [first_family("Al2O3"), *MECHANICS],
-                             "Si, no mechanics": [first_family("Si")]}.items():
+    for label, overrides in {"Si": [*FIRST_FAMILIES["Si"], *MECHANICS],
+                             "Cu": [*FIRST_FAMILIES["Cu"], *MECHANICS],
+                             "Al2O3": [*FIRST_FAMILIES["Al2O3"], *MECHANICS],
+                             "Si, no mechanics": FIRST_FAMILIES["Si"]}.items():
         case = load_case(SMALL, [*COMPARISON_SETTINGS, *overrides])
         runs[label] = run_case(case, tmp_path_factory.mktemp("run"), MPI.COMM_WORLD)
     return runs

@@ -16,6 +16,7 @@ and these tests check:
 The hot-spot factor is reported but not ordered here: on this small box Si's is the highest
 (4.10 vs Cu 3.71, Al2O3 3.81; Si's alloying current is concentrated on its few SE contact
 caps), on the 4 × 4 × 3.5 µm comparison at 15 s it is the lowest (docs/plating.md, P4).
+With the chemo-mechanics on, Si's is the lowest on this box too: tests/test_p4_constriction.py.
 """
 
 from __future__ import annotations
