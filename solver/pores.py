@@ -174,7 +174,7 @@ class PoreSpace:
     def residuals(self, dt, dx_lumped: ufl.Measure) -> list[ufl.Form]:
         """[R_ψ, R_p] of (7.1)–(7.2) per unit time, without the plating sources (the caller
         subtracts Ω_Li q on the plating facets from R_ψ) and without the creep flux (added
-        by `creep`, `solver.physics.creep.CreepProblem`); a measure of the parent mesh."""
+        by `creep`, `solver.physics.creep.CreepTerm`); a measure of the parent mesh."""
         V = self.plating.V
         return list(self.plating.balance(ufl.TestFunction(V), ufl.TestFunction(V), dx_lumped,
                                          dt))

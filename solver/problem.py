@@ -26,7 +26,6 @@ import dolfinx
 import numpy as np
 import ufl
 from dolfinx import fem
-from dolfinx.fem.petsc import NonlinearProblem
 from petsc4py import PETSc
 
 from solver.config import CaseConfig
@@ -36,8 +35,9 @@ from solver.materials import (
     equilibrium_potential,
     theta_at_potential,
 )
+from solver.newton import BlockNewtonProblem
 from solver.physics import transport
-from solver.physics.creep import CreepProblem
+from solver.physics.creep import CreepTerm
 from solver.pores import PoreSpace
 from solver.stepper import Drive, StepResult
 from solver.units import Q_, F
@@ -57,6 +57,8 @@ QUADRATURE = {"quadrature_degree": 3}
 LUMPED = {"quadrature_rule": "vertex", "quadrature_degree": 1}
 # Newton may stop at a residual this far below the first when its line search stalls.
 STALL_RTOL = 1e-7
+# The PETSc option prefixes of the transport solvers, by drive (README: Command line).
+TRANSPORT_PREFIXES = ("constrict_current_", "constrict_voltage_", "constrict_flux_")
 
 
 def _to_float(quantity, unit: str) -> float:
@@ -191,7 +193,7 @@ class TransportProblem:
         if self.pores is not None:
             self.entity_maps.append(self.pores.entity_map)
         self.petsc_options = self._solver_options(petsc_options or {})
-        self._solvers: dict[str, NonlinearProblem] = {}
+        self._solvers: dict[str, BlockNewtonProblem] = {}
         self._diagnostics = self._diagnostic_forms()
         self.last_theta_change = 0.0
 
@@ -345,7 +347,11 @@ class TransportProblem:
         else:
             options |= {"ksp_type": "gmres", "pc_type": "gamg", "ksp_rtol": 1e-10}
         options |= settings.petsc_options
-        options |= command_line
+        for key, value in command_line.items():
+            if key.startswith(TRANSPORT_PREFIXES):  # for one solver: PETSc reads it as given
+                PETSc.Options()[key] = value
+            else:  # for every transport solver
+                options[key] = value
         return options
 
     # -- the physics --------------------------------------------------------------------
@@ -533,7 +539,7 @@ class TransportProblem:
             blocks.append(row)
         return blocks
 
-    def _solver_for(self, drive: Drive) -> NonlinearProblem:
+    def _solver_for(self, drive: Drive) -> BlockNewtonProblem:
         key = "voltage" if drive.mode == "voltage" else "current"
         if self._uniform_flux(drive):
             key = "flux"
@@ -545,18 +551,14 @@ class TransportProblem:
             jacobian = self._jacobian(residuals, unknowns)
             if len(unknowns) == 1:  # a single field is not a block system for DOLFINx
                 residuals, unknowns, jacobian = residuals[0], unknowns[0], jacobian[0][0]
-            options = dict(J=jacobian, bcs=bcs, entity_maps=self.entity_maps,
-                           petsc_options_prefix=f"constrict_{key}_",
-                           petsc_options=self.petsc_options)
-            if self.pores is None:
-                self._solvers[key] = NonlinearProblem(residuals, unknowns, **options)
-            else:  # the creep flux of (7.1) in the ψ row (per unit time, like the rest)
-                pores = self.pores
-                self._solvers[key] = CreepProblem(
-                    residuals, unknowns, pores.creep, pores.psi, pores.p_li, lambda: 1.0,
-                    **options)
-            # reset at every solve: the stall test compares with this step's first residual
-            self._solvers[key].solver.setConvergenceHistory(reset=True)
+            terms = []
+            if self.pores is not None:  # the creep flux of (7.1) in the ψ row, per unit time
+                terms.append(CreepTerm(unknowns, self.pores.creep, self.pores.psi,
+                                       self.pores.p_li, lambda: 1.0))
+            self._solvers[key] = BlockNewtonProblem(
+                residuals, unknowns, terms=terms, J=jacobian, bcs=bcs,
+                entity_maps=self.entity_maps, petsc_options_prefix=f"constrict_{key}_",
+                petsc_options=self.petsc_options)
         return self._solvers[key]
 
     def _voltage_bcs(self) -> list[fem.DirichletBC]:
@@ -591,7 +593,7 @@ class TransportProblem:
         solver = self._solver_for(self.drive)
         solver.solve()
         snes = solver.solver
-        converged = snes.getConvergedReason() > 0 or self._stalled_at_round_off(snes)
+        converged = snes.getConvergedReason() > 0 or self._stalled_at_round_off(solver)
         for unknown in self.unknowns:
             unknown.x.scatter_forward()
         if converged and self.pores is not None:
@@ -600,13 +602,16 @@ class TransportProblem:
         return StepResult(converged, snes.getIterationNumber())
 
     @staticmethod
-    def _stalled_at_round_off(snes: PETSc.SNES) -> bool:
-        """A line search that cannot lower a residual already STALL_RTOL below the first:
-        the creep term of (7.1) has a round-off floor above newton_rtol (docs/plating.md)."""
-        history, _ = snes.getConvergenceHistory()
-        if snes.getConvergedReason() != -6 or len(history) == 0:  # DIVERGED_LINE_SEARCH
-            return False
-        return snes.getFunctionNorm() <= STALL_RTOL * history[0]
+    def _stalled_at_round_off(solver: BlockNewtonProblem) -> bool:
+        """A line search that cannot lower, or a Newton that stagnates at, a residual already
+        STALL_RTOL below the first: the creep term of (7.1) has a round-off floor above
+        newton_rtol (docs/plating.md)."""
+        snes = solver.solver
+        reason = snes.getConvergedReason()
+        stalled = (PETSc.SNES.ConvergedReason.DIVERGED_LINE_SEARCH,
+                   PETSc.SNES.ConvergedReason.DIVERGED_LOCAL_MIN)
+        floor = STALL_RTOL * solver.first_residual_norm
+        return reason in stalled and snes.getFunctionNorm() <= floor
 
     def accept(self, time: float) -> None:
         for host in self.hosts:

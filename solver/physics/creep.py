@@ -19,8 +19,9 @@ This is the upstream mobility of porous-media flow on control-volume finite elem
 For uniform ψ it is the Galerkin form, so the steady power law (7.3) is reproduced.
 
 UFL has no notion of an edge within a cell, so `UpwindCreep` evaluates the flux and its
-exact derivatives with numpy over the owned cells, and `CreepProblem` adds them to the
-residual and Jacobian that DOLFINx assembles from the UFL forms of the other terms.
+exact derivatives with numpy over the owned cells, and `CreepTerm` adds them to the
+residual and Jacobian that DOLFINx assembles from the UFL forms of the other terms
+(`solver.newton.BlockNewtonProblem`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from math import factorial
 import dolfinx
 import numpy as np
 from dolfinx import fem
-from dolfinx.fem.petsc import NonlinearProblem, assemble_jacobian, assemble_residual
 from petsc4py import PETSc
 
 
@@ -71,58 +71,74 @@ class UpwindCreep:
         volumes = np.abs(np.linalg.det(jacobian)) / factorial(tdim)
         return gradients, volumes
 
-    def _cell_mobility(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """N_c of (7.3) without ψ, and ∂N_c/∂p_k (cells × vertices)."""
-        grad_p = np.einsum("ca,cai->ci", p, self.gradients)
+    def _cell_mobility(self, p: np.ndarray, gradients: np.ndarray,
+                       width_factor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """N_c of (7.3) without ψ, and ∂N_c/∂p_k (cells × vertices), for the given cells'
+        nodal p, basis gradients and w^(n+1)/2^n."""
+        grad_p = np.einsum("ca,cai->ci", p, gradients)
         G2 = np.einsum("ci,ci->c", grad_p, grad_p) + self.G0**2
-        N = float(self.A_cr.value) * self.width_factor * G2 ** ((self.n - 1) / 2)
-        dN = (N * (self.n - 1) / G2)[:, None] * np.einsum("ci,cai->ca", grad_p, self.gradients)
+        N = float(self.A_cr.value) * width_factor * G2 ** ((self.n - 1) / 2)
+        dN = (N * (self.n - 1) / G2)[:, None] * np.einsum("ci,cai->ca", grad_p, gradients)
         return N, dN
+
+    def _on_all_cells(self, active: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+        """Per-cell blocks of the active cells spread onto all owned cells (zero elsewhere)."""
+        full = np.zeros((len(self.dofs),) + blocks.shape[1:])
+        full[active] = blocks
+        return full
 
     def evaluate(self, psi: np.ndarray, p: np.ndarray, jacobian: bool = False):
         """Net creep outflow per vertex (µm³/s, local array with ghosts, before the reverse
         scatter) and, with `jacobian`, its derivatives per cell: ∂/∂ψ and ∂/∂p_Li
-        (cells × vertices × vertices, rows and columns the cell's vertices)."""
-        psi_c, p_c = np.maximum(psi[self.dofs], 0.0), p[self.dofs]
-        cells = np.arange(len(self.dofs))
-        N, dN = self._cell_mobility(p_c)
-        outflow = np.zeros(len(psi))
-        d_psi = np.zeros(self.dofs.shape + (self.dofs.shape[1],)) if jacobian else None
+        (cells × vertices × vertices, rows and columns the cell's vertices).
+
+        Only cells with Li metal at a vertex carry a flux (ψ_up > 0), so the work is done
+        on those alone; the other cells' derivatives are zero."""
+        psi_all = np.maximum(psi[self.dofs], 0.0)
+        active = np.flatnonzero(psi_all.max(axis=1) > 0.0)
+        psi_c, p_c = psi_all[active], p[self.dofs[active]]
+        gradients, transmissibility = self.gradients[active], self.transmissibility[active]
+        cells = np.arange(len(active))
+        N, dN = self._cell_mobility(p_c, gradients, self.width_factor[active])
+        cell_outflow = np.zeros(psi_c.shape)
+        vertices = self.dofs.shape[1]
+        d_psi = np.zeros(psi_c.shape + (vertices,)) if jacobian else None
         d_p = np.zeros_like(d_psi) if jacobian else None
         for e, (a, b) in enumerate(self.edges):
-            drop = self.transmissibility[:, e] * (p_c[:, a] - p_c[:, b])
+            drop = transmissibility[:, e] * (p_c[:, a] - p_c[:, b])
             rate = N * drop  # µm³/s per unit ψ, from a to b
             up = np.where(rate > 0, a, b)
             psi_up = psi_c[cells, up]
             flux = psi_up * rate
-            np.add.at(outflow, self.dofs[:, a], flux)
-            np.add.at(outflow, self.dofs[:, b], -flux)
+            cell_outflow[:, a] += flux
+            cell_outflow[:, b] -= flux
             if not jacobian:
                 continue
             d_flux_d_psi = rate * (psi_up > 0)
             d_flux_d_p = psi_up[:, None] * drop[:, None] * dN
-            d_flux_d_p[:, a] += psi_up * N * self.transmissibility[:, e]
-            d_flux_d_p[:, b] -= psi_up * N * self.transmissibility[:, e]
+            d_flux_d_p[:, a] += psi_up * N * transmissibility[:, e]
+            d_flux_d_p[:, b] -= psi_up * N * transmissibility[:, e]
             for row, sign in ((a, 1.0), (b, -1.0)):
                 d_psi[cells, row, up] += sign * d_flux_d_psi
                 d_p[:, row, :] += sign * d_flux_d_p
+        outflow = np.bincount(self.dofs[active].ravel(), weights=cell_outflow.ravel(),
+                              minlength=len(psi))
+        if jacobian:
+            d_psi, d_p = self._on_all_cells(active, d_psi), self._on_all_cells(active, d_p)
         return outflow, d_psi, d_p
 
 
-class CreepProblem(NonlinearProblem):
-    """A block NonlinearProblem whose ψ row also carries `factor()` × the upwind creep
-    outflow of `creep` (ψ and p_Li are two of the unknowns `u`).
+class CreepTerm:
+    """The upwind creep outflow of `creep`, times `factor()`, in the ψ row of a block
+    Newton (`solver.newton.AddedTerm`; ψ and p_Li are two of the unknowns `u`).
 
     The UFL forms must give the ψ row a (ψ, p_Li) block over all cells of the pore mesh
     (a zero-valued term will do): the creep Jacobian is added into that sparsity.
     """
 
-    def __init__(self, F: Sequence, u: Sequence[fem.Function], creep: UpwindCreep,
-                 psi: fem.Function, p: fem.Function, factor: Callable[[], float],
-                 *, bcs: Sequence[fem.DirichletBC] | None = None, **kwargs) -> None:
-        super().__init__(F, u, bcs=bcs, **kwargs)
+    def __init__(self, u: Sequence[fem.Function], creep: UpwindCreep, psi: fem.Function,
+                 p: fem.Function, factor: Callable[[], float]) -> None:
         self._creep, self._psi, self._p, self._factor = creep, psi, p, factor
-        self._bcs = list(bcs or [])
         spaces = [unknown.function_space for unknown in u]
         self._index_sets = dolfinx.cpp.la.petsc.create_index_sets(
             [(V.dofmap.index_map, V.dofmap.index_map_bs) for V in spaces])
@@ -130,12 +146,9 @@ class CreepProblem(NonlinearProblem):
         self._offset = sum(V.dofmap.index_map.size_local * V.dofmap.index_map_bs
                            for V in spaces[:self._rows])
         self._scatter = dolfinx.la.vector(psi.function_space.dofmap.index_map)
-        self.solver.setFunction(self._residual, self.b)
-        self.solver.setJacobian(self._jacobian, self.A, self.P_mat)
+        self._dofs = creep.dofs.astype(PETSc.IntType)
 
-    def _residual(self, snes: PETSc.SNES, x: PETSc.Vec, b: PETSc.Vec) -> None:
-        assemble_residual(snes, x, b, self.u, self.F, self.J, self._bcs,
-                          _blocks=self.b.getAttr("_blocks"))
+    def add_residual(self, b: PETSc.Vec) -> None:
         outflow, _, _ = self._creep.evaluate(self._psi.x.array, self._p.x.array)
         self._scatter.array[:] = outflow
         self._scatter.scatter_reverse(dolfinx.la.InsertMode.add)
@@ -143,13 +156,10 @@ class CreepProblem(NonlinearProblem):
         with b.localForm() as local:
             local.array[self._offset:self._offset + owned] += \
                 self._factor() * self._scatter.array[:owned]
-        dolfinx.la.petsc._ghost_update(b, PETSc.InsertMode.INSERT, PETSc.ScatterMode.FORWARD)
 
-    def _jacobian(self, snes: PETSc.SNES, x: PETSc.Vec, A: PETSc.Mat,
-                  P: PETSc.Mat | None) -> None:
-        assemble_jacobian(snes, x, A, P, self.u, self.J, None, self._bcs)
+    def add_jacobian(self, A: PETSc.Mat) -> None:
         _, d_psi, d_p = self._creep.evaluate(self._psi.x.array, self._p.x.array, jacobian=True)
-        factor, dofs = self._factor(), self._creep.dofs.astype(PETSc.IntType)
+        factor, dofs = self._factor(), self._dofs
         rows = self._index_sets[self._rows]
         for column, block in ((self._rows, d_psi), (self._cols, d_p)):
             columns = self._index_sets[column]
@@ -157,4 +167,3 @@ class CreepProblem(NonlinearProblem):
             sub.setValuesLocalRCV(dofs, dofs, factor * block.reshape(len(dofs), -1),
                                   addv=PETSc.InsertMode.ADD)
             A.restoreLocalSubMatrix(rows, columns, sub)
-        A.assemble()

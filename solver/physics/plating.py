@@ -51,7 +51,8 @@ from dolfinx import fem
 from scipy.spatial import cKDTree
 
 from solver.materials import MaterialCard, creep_coefficient
-from solver.physics.creep import CreepProblem, UpwindCreep
+from solver.newton import BlockNewtonProblem
+from solver.physics.creep import CreepTerm, UpwindCreep
 from solver.units import Q_, magnitude
 
 LUMPED = {"quadrature_rule": "vertex", "quadrature_degree": 1}
@@ -170,7 +171,7 @@ class PlatedLiProblem:
         self.dx = ufl.Measure("dx", domain=mesh)
         self.dx_lumped = ufl.Measure("dx", domain=mesh, metadata=LUMPED)
         self._sources: list[tuple[Any, ufl.Measure]] = []
-        self._problem: CreepProblem | None = None
+        self._problem: BlockNewtonProblem | None = None
         self.creep = UpwindCreep(self.V, width, self.n, s.gradient_floor, self._A_cr)
         self._no_coupling = fem.Constant(mesh, 0.0)  # gives R_ψ its (ψ, p_Li) sparsity
         self._pressure_expression = fem.Expression(
@@ -237,7 +238,7 @@ class PlatedLiProblem:
         (1 − ψ_c)/K_Li, with vertex quadrature `dx_lumped`, of the pore mesh or of a parent
         mesh of which it is a submesh (the coupled problem). Without `dt`: both times Δt
         (units ψ·volume); with `dt` (the caller's step Constant): both per unit time. The
-        creep flux of (7.1) is not a UFL form: `creep` adds it (`CreepProblem`)."""
+        creep flux of (7.1) is not a UFL form: `creep` adds it (`CreepTerm`)."""
         psi, p = self.psi, self.p_li
         compliance = (1 - self.settings.psi_c) / self.bulk_modulus  # ψ per MPa above ψ_c
         per_time = 1.0 if dt is None else 1.0 / dt
@@ -264,15 +265,16 @@ class PlatedLiProblem:
         }
         return options | dict(s.petsc_options)
 
-    def _build(self) -> CreepProblem:
+    def _build(self) -> BlockNewtonProblem:
         residuals = self.residuals()
         unknowns = [self.psi, self.p_li]
         jacobian = [[ufl.derivative(R, u, ufl.TrialFunction(self.V)) for u in unknowns]
                     for R in residuals]
-        return CreepProblem(residuals, unknowns, self.creep, self.psi, self.p_li,
-                            lambda: float(self._scale.value * self.dt.value), J=jacobian,
-                            kind="mpi", petsc_options_prefix=self.settings.petsc_options_prefix,
-                            petsc_options=self._petsc_options())
+        creep = CreepTerm(unknowns, self.creep, self.psi, self.p_li,
+                          lambda: float(self._scale.value * self.dt.value))
+        return BlockNewtonProblem(residuals, unknowns, terms=[creep], J=jacobian, kind="mpi",
+                                  petsc_options_prefix=self.settings.petsc_options_prefix,
+                                  petsc_options=self._petsc_options())
 
     def solve(self, dt: float) -> tuple[bool, int]:
         """One backward-Euler step of length dt (s) from the accepted state; the solution
@@ -287,10 +289,11 @@ class PlatedLiProblem:
             u.x.scatter_forward()
         reason = snes.getConvergedReason()
         # The round-off floor of the residual grows with dt·(creep flux). A Newton update at
-        # round-off (SNORM_RELATIVE, 4) or a line search that cannot lower the residual
-        # (-6) counts as converged only if the residual is below `newton_stall_atol`.
+        # round-off (SNORM_RELATIVE, 4), a line search that cannot lower the residual (-6)
+        # or a stagnating Newton (-8) counts as converged only if the residual is below
+        # `newton_stall_atol`.
         small = snes.getFunctionNorm() < self.settings.newton_stall_atol
-        converged = ((reason > 0 and reason != 4) or (reason in (4, -6) and small)) and bool(
+        converged = ((reason > 0 and reason != 4) or (reason in (4, -6, -8) and small)) and bool(
             self.comm.allreduce(np.all(np.isfinite(self.psi.x.array)), op=MPI.LAND))
         return converged, snes.getIterationNumber()
 
