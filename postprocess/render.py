@@ -12,9 +12,10 @@
   found by name in every ``*.xdmf`` of the folder, so a new field needs at most a `STYLES`
   entry. Images from an earlier rendering of the folder are replaced.
 
-The XDMF/HDF5 files DOLFINx writes are read directly (ElementTree + h5py): the mesh is the
-first uniform grid (``/Mesh/<name>/topology|geometry``), each function a temporal collection
-whose grids point at ``/Function/<name>/<time>``. Restarted runs add
+The XDMF/HDF5 files are read directly (ElementTree + h5py): the mesh is the first uniform
+grid with a topology (``/Mesh/<name>/topology|geometry``), at the top as DOLFINx writes it or
+in the temporal collection as `solver.xdmf.regroup` leaves it; the fields are the
+attributes of the collections' grids (``/Function/<name>/<time>``). Restarted runs add
 ``<name>_restart<k>.xdmf``; a time present in several files is taken from the latest one.
 VTX (``.bp``) output is not read.
 
@@ -40,7 +41,6 @@ import re
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,14 +48,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from postprocess.fields import FieldFile, field_files, series_times
+
 if TYPE_CHECKING:
     import pyvista as pv
 
 log = logging.getLogger("constrict.render")
 
 ROOT = Path(__file__).resolve().parents[1]
-RESTART = re.compile(r"^(?P<base>.+)_restart(?P<k>\d+)$")
-SKIP_FILES = {"mesh"}  # `constrict mesh` output: tags, not fields
 PANEL_PIXELS = (900, 820)  # one 3D view
 RENDER_TIMEOUT_S = 900
 
@@ -104,126 +104,6 @@ STYLES: list[FieldStyle] = [
 
 
 Bar = tuple[FieldStyle, tuple[float, float]]  # a colour bar: style and colour range
-
-
-# --------------------------------------------------------------------------- reading XDMF
-
-
-@dataclass(frozen=True)
-class DataRef:
-    """One XDMF DataItem: ``file.h5:/path`` (Format="HDF") or numbers inline ("XML")."""
-
-    xdmf: Path
-    text: str
-    fmt: str
-    shape: tuple[int, ...]
-    number_type: str
-
-    def read(self) -> np.ndarray:
-        dtype = np.int64 if self.number_type in ("Int", "UInt") else np.float64
-        if self.fmt == "XML":
-            return np.array(self.text.split(), dtype=dtype).reshape(self.shape)
-        if self.fmt != "HDF":
-            raise ValueError(f"{self.xdmf.name}: DataItem format {self.fmt} is not supported")
-        import h5py
-
-        filename, _, path = self.text.partition(":")
-        with h5py.File(self.xdmf.parent / filename, "r") as h5:
-            return np.asarray(h5[path][...], dtype=dtype).reshape(self.shape)
-
-
-def _data_ref(xdmf: Path, element: ET.Element) -> DataRef:
-    item = element if element.tag == "DataItem" else element.find("DataItem")
-    if item is None:
-        raise ValueError(f"{xdmf.name}: <{element.tag}> has no DataItem")
-    shape = tuple(int(n) for n in item.get("Dimensions", "").split())
-    return DataRef(xdmf, (item.text or "").strip(), item.get("Format", "XML"), shape,
-                   item.get("NumberType", "Float"))
-
-
-@dataclass
-class FieldFile:
-    """One XDMF file as DOLFINx writes it: a mesh and time series of functions on it."""
-
-    path: Path
-    cell_type: str
-    topology: DataRef
-    geometry: DataRef
-    # field name -> time -> (centre "Node" | "Cell", data)
-    fields: dict[str, dict[float, tuple[str, DataRef]]] = field(default_factory=dict)
-
-    @property
-    def times(self) -> list[float]:
-        return sorted({t for series in self.fields.values() for t in series})
-
-    def unreadable(self) -> str | None:
-        """Why the HDF5 file(s) behind this XDMF cannot be opened (None if they can): a run
-        killed while writing leaves its files unclosed."""
-        import h5py
-
-        refs = [self.topology, self.geometry,
-                *(ref for series in self.fields.values() for _, ref in series.values())]
-        for name in sorted({ref.text.partition(":")[0] for ref in refs if ref.fmt == "HDF"}):
-            try:
-                with h5py.File(self.path.parent / name, "r"):
-                    pass
-            except OSError as error:
-                return f"{name}: {error}"
-        return None
-
-
-def read_xdmf(path: Path) -> FieldFile:
-    """Parse a DOLFINx XDMF file (mesh + temporal collections); no data is read yet."""
-    domain = ET.parse(path).getroot().find("Domain")
-    if domain is None:
-        raise ValueError(f"{path.name}: no <Domain>")
-    grids = domain.findall("Grid")
-    mesh = next((g for g in grids if g.get("GridType", "Uniform") == "Uniform"
-                 and g.find("Topology") is not None), None)
-    if mesh is None:
-        raise ValueError(f"{path.name}: no mesh grid")
-    topology = mesh.find("Topology")
-    geometry = mesh.find("Geometry")
-    if geometry is None or geometry.get("GeometryType", "XYZ") not in ("XYZ", "XY"):
-        raise ValueError(f"{path.name}: only XYZ/XY geometry is supported")
-    result = FieldFile(path, topology.get("TopologyType", ""), _data_ref(path, topology),
-                       _data_ref(path, geometry))
-    for collection in grids:
-        if collection.get("GridType") != "Collection":
-            continue
-        for grid in collection.findall("Grid"):
-            stamp = grid.find("Time")
-            when = float(stamp.get("Value")) if stamp is not None else 0.0
-            for attribute in grid.findall("Attribute"):
-                series = result.fields.setdefault(attribute.get("Name"), {})
-                series[when] = (attribute.get("Center", "Node"), _data_ref(path, attribute))
-    return result
-
-
-def field_files(folder: Path) -> dict[str, list[FieldFile]]:
-    """The XDMF files of a run folder by series name, each list in restart order."""
-    found: dict[str, list[tuple[int, FieldFile]]] = {}
-    for path in sorted(folder.glob("*.xdmf")):
-        match = RESTART.match(path.stem)
-        base, k = (match["base"], int(match["k"])) if match else (path.stem, 0)
-        if base in SKIP_FILES:
-            continue
-        try:
-            parsed = read_xdmf(path)
-        except (ET.ParseError, ValueError) as error:
-            log.warning("skipping %s: %s", path.name, error)
-            continue
-        problem = parsed.unreadable()
-        if problem:
-            log.warning("skipping %s: cannot read %s", path.name, problem)
-            continue
-        found.setdefault(base, []).append((k, parsed))
-    return {base: [f for _, f in sorted(files, key=lambda item: item[0])]
-            for base, files in found.items()}
-
-
-def series_times(files: list[FieldFile]) -> list[float]:
-    return sorted({t for f in files for t in f.times})
 
 
 def _vtk_cells(cell_type: str) -> Any:

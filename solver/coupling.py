@@ -16,6 +16,7 @@ Anderson acceleration of the σ_h iterates removes its slow (smooth) modes.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from mpi4py import MPI
@@ -42,7 +43,7 @@ from solver.physics.mechanics import (
 )
 from solver.pores import PoreSpace
 from solver.problem import HostField, TransportProblem
-from solver.stepper import Drive, StepResult
+from solver.transient import Drive, StepResult
 
 log = logging.getLogger("constrict.coupling")
 
@@ -184,6 +185,8 @@ class ChemoMechanicalProblem:
         self.diffusivity_ratio = {link.host.name: self._diffusivity_ratio(link.host, case)
                                   for link in self.links}
         self.mechanics_newton_total = 0
+        self.mechanics_s = 0.0  # wall time in the mechanics solves of the time steps
+        self.mechanics_krylov_total = 0
         self.coupling_iterations_total = 0
         self.last_mechanics_newton = 0
         self.last_coupling_iterations = 0
@@ -344,7 +347,7 @@ class ChemoMechanicalProblem:
         for iteration in range(1, self.max_iterations + 1):
             self._set_theta(theta_in)
             self._send_theta()
-            mechanics = self.mechanics.solve(dt)
+            mechanics = self._timed_mechanics_solve(dt)
             mechanics_newton += mechanics.newton_iterations
             if not mechanics.converged:
                 return self._failed(newton, mechanics_newton, "mechanics Newton failed")
@@ -369,6 +372,13 @@ class ChemoMechanicalProblem:
         return self._failed(newton, mechanics_newton,
                             f"the stresses are still inconsistent by {change / scale:.2e} "
                             f"(relative) after {self.max_iterations} staggered iterations")
+
+    def _timed_mechanics_solve(self, dt: float):
+        start = time.perf_counter()
+        result = self.mechanics.solve(dt)
+        self.mechanics_s += time.perf_counter() - start
+        self.mechanics_krylov_total += self.mechanics.snes.getLinearSolveIterations()
+        return result
 
     def _failed(self, newton: int, mechanics_newton: int, why: str) -> StepResult:
         log.warning("transport-mechanics step failed: %s", why)

@@ -24,7 +24,7 @@ from dolfinx import fem
 
 from solver.checkpoint import cell_entry_keys
 from solver.problem import TransportProblem
-from solver.stepper import Drive
+from solver.transient import Drive
 
 COLUMNS = ("x_um", "y_um", "z_um", "area_um2", "kind", "near_conductor",
            "current_density_A_per_m2", "charge_density_C_per_m2")

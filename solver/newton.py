@@ -80,6 +80,10 @@ class NewtonTimings:
     def as_dict(self) -> dict[str, float]:
         return asdict(self) | {"linear_and_other_s": self.linear_and_other_s}
 
+    def __add__(self, other: NewtonTimings) -> NewtonTimings:
+        return NewtonTimings(**{key: value + getattr(other, key)
+                                for key, value in asdict(self).items()})
+
 
 class BlockNewtonProblem(NonlinearProblem):
     """`NonlinearProblem` with added terms, lifting only with Dirichlet conditions, early
@@ -100,14 +104,13 @@ class BlockNewtonProblem(NonlinearProblem):
     def solve(self):
         start = time.perf_counter()
         self.history = []
-        krylov_before = self.solver.getLinearSolveIterations()
         try:
             return super().solve()
         finally:
             timings = self.timings
             timings.solves += 1
             timings.newton_iterations += self.solver.getIterationNumber()
-            timings.krylov_iterations += self.solver.getLinearSolveIterations() - krylov_before
+            timings.krylov_iterations += self.solver.getLinearSolveIterations()  # this solve's
             timings.solve_s += time.perf_counter() - start
 
     @property

@@ -18,6 +18,8 @@ from mpi4py import MPI
 
 import dolfinx
 
+from solver import xdmf
+
 log = logging.getLogger("constrict.output")
 
 
@@ -25,30 +27,37 @@ class FieldWriter:
     """Time series of functions, one XDMF or VTX file per mesh the functions live on.
 
     Functions on different submeshes (θ on each host, φ_e on the electrolyte) go to
-    different files; ParaView opens them side by side in the same coordinates.
+    different files; ParaView opens them side by side in the same coordinates. Each XDMF
+    file is regrouped after every write into one temporal collection with all its fields
+    (`solver.xdmf`), the form ParaView's and VTK's readers open.
     """
 
     def __init__(self, folder: Path, groups: dict[str, Sequence[dolfinx.fem.Function]],
                  file_format: str, suffix: str = "") -> None:
         self._writers: list[Any] = []
+        self._paths: list[Path] = []
         self._format = file_format
         for name, functions in groups.items():
             mesh = functions[0].function_space.mesh
             if file_format == "vtx":
-                writer = dolfinx.io.VTXWriter(mesh.comm, folder / f"{name}{suffix}.bp",
-                                              list(functions), engine="BP4")
+                path = folder / f"{name}{suffix}.bp"
+                writer = dolfinx.io.VTXWriter(mesh.comm, path, list(functions), engine="BP4")
             else:
-                writer = dolfinx.io.XDMFFile(mesh.comm, folder / f"{name}{suffix}.xdmf", "w")
+                path = folder / f"{name}{suffix}.xdmf"
+                writer = dolfinx.io.XDMFFile(mesh.comm, path, "w")
                 writer.write_mesh(mesh)
             self._writers.append((writer, list(functions)))
+            self._paths.append(path)
 
     def write(self, time: float) -> None:
-        for writer, functions in self._writers:
+        for (writer, functions), path in zip(self._writers, self._paths, strict=True):
             if self._format == "vtx":
                 writer.write(time)
-            else:
-                for function in functions:
-                    writer.write_function(function, time)
+                continue
+            for function in functions:
+                writer.write_function(function, time)
+            if writer.comm.rank == 0:  # the rank that writes the XML
+                xdmf.regroup(path)
 
     def close(self) -> None:
         for writer, _ in self._writers:

@@ -35,11 +35,11 @@ from solver.materials import (
     equilibrium_potential,
     theta_at_potential,
 )
-from solver.newton import BlockNewtonProblem
+from solver.newton import BlockNewtonProblem, NewtonTimings
 from solver.physics import transport
 from solver.physics.creep import CreepTerm
 from solver.pores import PoreSpace
-from solver.stepper import Drive, StepResult
+from solver.transient import Drive, StepResult
 from solver.units import Q_, F
 from solver.void import ParticleVoid
 
@@ -193,6 +193,7 @@ class TransportProblem:
         if self.pores is not None:
             self.entity_maps.append(self.pores.entity_map)
         self.petsc_options = self._solver_options(petsc_options or {})
+        self._solver_specific_options = self._options_of_one_solver(petsc_options or {})
         self._solvers: dict[str, BlockNewtonProblem] = {}
         self._diagnostics = self._diagnostic_forms()
         self.last_theta_change = 0.0
@@ -347,12 +348,22 @@ class TransportProblem:
         else:
             options |= {"ksp_type": "gmres", "pc_type": "gamg", "ksp_rtol": 1e-10}
         options |= settings.petsc_options
+        return options | {key: value for key, value in command_line.items()
+                          if not key.startswith(TRANSPORT_PREFIXES)}
+
+    @staticmethod
+    def _options_of_one_solver(command_line: dict[str, str | None]
+                               ) -> dict[str, dict[str, str | None]]:
+        """Command-line options with a transport solver's prefix, by solver key ("current",
+        "voltage", "flux"), the prefix taken off: they go to that solver alone, after (so
+        over) the case's settings."""
+        by_solver: dict[str, dict[str, str | None]] = {}
         for key, value in command_line.items():
-            if key.startswith(TRANSPORT_PREFIXES):  # for one solver: PETSc reads it as given
-                PETSc.Options()[key] = value
-            else:  # for every transport solver
-                options[key] = value
-        return options
+            for prefix in TRANSPORT_PREFIXES:
+                if key.startswith(prefix):
+                    solver = prefix.removeprefix("constrict_").rstrip("_")
+                    by_solver.setdefault(solver, {})[key.removeprefix(prefix)] = value
+        return by_solver
 
     # -- the physics --------------------------------------------------------------------
 
@@ -558,7 +569,7 @@ class TransportProblem:
             self._solvers[key] = BlockNewtonProblem(
                 residuals, unknowns, terms=terms, J=jacobian, bcs=bcs,
                 entity_maps=self.entity_maps, petsc_options_prefix=f"constrict_{key}_",
-                petsc_options=self.petsc_options)
+                petsc_options=self.petsc_options | self._solver_specific_options.get(key, {}))
         return self._solvers[key]
 
     def _voltage_bcs(self) -> list[fem.DirichletBC]:
@@ -635,6 +646,10 @@ class TransportProblem:
 
     def max_theta_change(self) -> float:
         return self.last_theta_change
+
+    def solver_timings(self) -> NewtonTimings:
+        """The Newton solves' time and iterations so far, over all drives (this rank)."""
+        return sum((solver.timings for solver in self._solvers.values()), NewtonTimings())
 
     # -- observables --------------------------------------------------------------------
 

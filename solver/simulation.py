@@ -46,6 +46,7 @@ from solver.stepper import (
     protocol_segments,
 )
 from solver.units import Q_, F
+from solver.xdmf import regroup as regroup_xdmf
 
 log = logging.getLogger("constrict.run")
 
@@ -72,6 +73,8 @@ def write_case_mesh(case: CaseConfig, folder: Path, comm: MPI.Comm) -> None:
         tagged.mesh.topology.create_connectivity(2, 3)
         xdmf.write_meshtags(tagged.cell_tags, tagged.mesh.geometry)
         xdmf.write_meshtags(tagged.facet_tags, tagged.mesh.geometry)
+    if comm.rank == 0:
+        regroup_xdmf(folder / "mesh.xdmf")  # the XInclude namespace ParaView reads
     write_json(folder / "tags.json", {"regions": tagged.regions, "interfaces": tagged.interfaces},
                comm)
     log.info("mesh written to %s (%d cells)", folder / "mesh.xdmf",
@@ -288,6 +291,7 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
         stepper.summary = RunSummary(**resume["summary"])
         position = Position(**resume["position"])
     failure = None
+    stepping_start = time.perf_counter()
     try:
         stepper.run(segments, position)
     except SimulationError as error:
@@ -323,6 +327,8 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
         "n_restarts": checkpoints.restarts,
         "stopped_by_cutoff": summary.stopped_by_cutoff,
         **mechanics_metrics,
+        "solver_timings": _solver_timings(transport, coupled,
+                                          time.perf_counter() - stepping_start, comm),
         "ndofs": ndofs + mechanics_dofs,
         "n_cells": tagged.mesh.topology.index_map(3).size_global,
         "n_ranks": comm.size,
@@ -334,13 +340,38 @@ def run_case(case: CaseConfig, folder: Path, comm: MPI.Comm,
         plot_run_summary(folder / "timeseries.csv", folder / "summary.png", case.name)
         render_run(folder)
         if case.output.format == "xdmf":
-            write_paraview_script(folder)
+            _write_paraview_script(folder)
     log.info("done in %.1f s: %d steps, %d Newton iterations, V = %.4f V, Li balance %.2e",
              metrics["wall_time_s"], summary.n_steps, summary.n_newton_total,
              metrics["anode_potential_V_final"], metrics["li_balance_rel_error"])
     if failure is not None:
         raise failure
     return metrics
+
+
+def _write_paraview_script(folder: Path) -> None:
+    """open_in_paraview.py, unless no field file holds a readable snapshot (a restart from
+    the final checkpoint of a run killed while it closed its files writes none)."""
+    try:
+        write_paraview_script(folder)
+    except FileNotFoundError as error:
+        log.warning("no ParaView script written: %s", error)
+
+
+def _solver_timings(transport: TransportProblem, coupled: ChemoMechanicalProblem | None,
+                    stepping_s: float, comm: MPI.Comm) -> dict[str, float]:
+    """Where the time steps spent their wall time (s, the slowest rank's) and their
+    Newton and Krylov iterations (benchmarks, docs/performance.md): the transport's
+    residuals, Jacobians and the rest of its solves (the linear solve, mostly), the
+    mechanics solves, and what is left (Python, output, checkpoints)."""
+    timings = transport.solver_timings().as_dict()
+    timings = {f"transport_{key}": value for key, value in timings.items()}
+    timings["mechanics_s"] = coupled.mechanics_s if coupled else 0.0
+    timings["mechanics_krylov_iterations"] = coupled.mechanics_krylov_total if coupled else 0
+    timings["stepping_s"] = stepping_s
+    timings["other_s"] = stepping_s - timings["transport_solve_s"] - timings["mechanics_s"]
+    return {key: comm.allreduce(value, op=MPI.MAX) if isinstance(value, float) else value
+            for key, value in timings.items()}
 
 
 def _plating_share(row: dict[str, float]) -> float | None:

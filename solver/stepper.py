@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
 
 from solver.config import (
     GalvanostaticStep,
@@ -19,6 +18,7 @@ from solver.config import (
     RestStep,
     SolverConfig,
 )
+from solver.transient import Drive, StepResult, TransientProblem
 
 log = logging.getLogger("constrict.stepper")
 
@@ -28,14 +28,6 @@ CUTOFF_TOLERANCE_V = 2e-3
 
 class SimulationError(RuntimeError):
     """The run cannot continue (e.g. Δt fell below dt_min)."""
-
-
-@dataclass(frozen=True)
-class Drive:
-    """What the protocol imposes: an applied current density (A/m²), a voltage (V) or rest."""
-
-    mode: Literal["current", "voltage"]
-    value: float
 
 
 @dataclass(frozen=True)
@@ -62,40 +54,6 @@ def protocol_segments(protocol: ProtocolConfig) -> list[Segment]:
             elif isinstance(step, RestStep):
                 segments.append(Segment(Drive("current", 0.0), step.duration, None, label))
     return segments
-
-
-@dataclass
-class StepResult:
-    """newton_iterations: all of the step's Newton iterations; `solves` Newton solves made
-    them (the staggered coupling repeats the transport solve), and Δt control judges a
-    step by the iterations per solve."""
-
-    converged: bool
-    newton_iterations: int
-    solves: int = 1
-
-
-class TransientProblem(Protocol):
-    """What the stepper needs of a physics problem."""
-
-    def apply_drive(self, drive: Drive) -> None: ...
-
-    def solve(self, dt: float) -> StepResult:
-        """One backward-Euler step of size dt from the last accepted state."""
-
-    def accept(self, time: float) -> None:
-        """Make the current solution the new old state."""
-
-    def reject(self) -> None:
-        """Restore the last accepted state."""
-
-    def anode_potential(self) -> float: ...
-
-    def current_density(self) -> float:
-        """Mean current density (A/m²) delivered in the last solve."""
-
-    def max_theta_change(self) -> float:
-        """Largest |θ − θ_old| over all hosts after the last solve."""
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,12 @@ def test_run_writes_fields_series_metrics_and_plot(serial_run: Path) -> None:
     assert (folder / "interface_current.csv").is_file()  # every scaffold run writes it
     assert metrics["status"] == "completed"
     assert metrics["li_balance_rel_error"] < 1e-6  # V1 over the whole run
+    timings = metrics["solver_timings"]  # what `make bench` reads
+    assert timings["transport_newton_iterations"] >= metrics["n_newton_total"] > 0
+    assert timings["transport_residual_evaluations"] >= (timings["transport_newton_iterations"]
+                                                         + timings["transport_solves"])
+    assert timings["transport_jacobian_evaluations"] == timings["transport_newton_iterations"]
+    assert 0 < timings["transport_solve_s"] < timings["stepping_s"] < metrics["wall_time_s"]
     series = timeseries(folder)
     charging = series["time_s"] <= 60.0
     assert np.all(series["current_density_A_per_m2"][charging][1:] == pytest.approx(10.0))

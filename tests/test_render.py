@@ -12,16 +12,9 @@ import pytest
 from PIL import Image
 from test_cli_run import CASE, constrict
 
+from postprocess.fields import field_files, read_xdmf, series_times
 from postprocess.paraview_state import SCRIPT_NAME, write_paraview_script
-from postprocess.render import (
-    _overlaps,
-    field_files,
-    load_snapshot,
-    read_xdmf,
-    render_run,
-    select_backend,
-    series_times,
-)
+from postprocess.render import _overlaps, load_snapshot, render_run, select_backend
 
 
 @pytest.fixture(scope="session")
