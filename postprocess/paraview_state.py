@@ -148,6 +148,7 @@ def shown(reader, name, series, view):
         metal = simple.Threshold(registrationName="%s: plated Li" % name, Input=reader)
         metal.Scalars = ["POINTS", series["field"]]
         metal.LowerThreshold, metal.UpperThreshold = PSI_SHOWN, 10.0
+        metal.AllScalars = 0  # a cell with Li at any vertex: a thin deposit shows too
         return metal, [reader]
     if series["view"] == "deviation":  # value − its mean at this time
         deviation = simple.PythonCalculator(registrationName="%s: deviation" % name,

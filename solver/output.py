@@ -57,7 +57,7 @@ class FieldWriter:
             for function in functions:
                 writer.write_function(function, time)
             if writer.comm.rank == 0:  # the rank that writes the XML
-                xdmf.regroup(path)
+                xdmf.regroup(path, float_bytes=functions[0].x.array.dtype.itemsize)
 
     def close(self) -> None:
         for writer, _ in self._writers:

@@ -60,7 +60,8 @@ def test_run_writes_fields_series_metrics_and_plot(serial_run: Path) -> None:
     assert timings["transport_newton_iterations"] >= metrics["n_newton_total"] > 0
     assert timings["transport_residual_evaluations"] >= (timings["transport_newton_iterations"]
                                                          + timings["transport_solves"])
-    assert timings["transport_jacobian_evaluations"] == timings["transport_newton_iterations"]
+    assert (timings["transport_newton_iterations"] <= timings["transport_jacobian_evaluations"]
+            <= timings["transport_newton_iterations"] + timings["transport_solves"])
     assert 0 < timings["transport_solve_s"] < timings["stepping_s"] < metrics["wall_time_s"]
     series = timeseries(folder)
     charging = series["time_s"] <= 60.0
