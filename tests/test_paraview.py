@@ -202,3 +202,47 @@ def test_pyvista_and_our_reader_read_every_field_at_every_time(run: Path) -> Non
     pores = read_run_fields(run)["pores"].series("psi")
     assert list(pores) == pytest.approx(times)
     assert pores[times[0]].max() == 0.0 < pores[times[-1]].max()  # Li plates during the run
+
+
+@needs_paraview
+def test_script_shows_the_latest_restart_part_and_hides_the_earlier(run: Path,
+                                                                    tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(run, tmp_path / "moved"))  # relative paths: still works
+    shutil.copy(folder / "host_graphite.xdmf", folder / "host_graphite_restart1.xdmf")
+    write_paraview_script(folder)
+    probe = folder / "visible.py"
+    probe.write_text(textwrap.dedent("""
+        import json, runpy, sys
+        sys.argv = ["open_in_paraview.py"]
+        runpy.run_path("open_in_paraview.py", run_name="__main__")
+        from paraview import simple
+        view = simple.GetActiveView()
+        print(json.dumps({name[0]: simple.GetDisplayProperties(source, view).Visibility
+                          for name, source in simple.GetSources().items()}))
+    """))
+    result = paraview(str(probe), cwd=folder)
+    assert result.returncode == 0, result.stderr[-2000:]
+    visible = json.loads(result.stdout.strip().splitlines()[-1])
+    assert visible["host_graphite_restart1.xdmf: clip"] == 1
+    assert visible["host_graphite.xdmf: clip"] == 0  # the part before the restart
+    assert visible["interface.xdmf: clip"] == 0  # on the electrolyte's cells: hidden at first
+    assert visible["pores.xdmf: plated Li"] == 1
+
+
+@needs_paraview
+def test_script_stops_with_a_message_on_a_missing_file(run: Path, tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(run, tmp_path / "broken"))
+    (folder / "electrolyte.xdmf").unlink()
+    result = paraview(SCRIPT_NAME, cwd=folder)
+    assert result.returncode != 0
+    assert "electrolyte.xdmf is missing" in result.stdout + result.stderr
+
+
+def test_script_of_a_run_without_plating_opens_no_pores(run: Path, tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(run, tmp_path / "no_plating"))
+    for path in [*folder.glob("pores.*"), *folder.glob("interface.*"), *folder.glob("solid.*")]:
+        path.unlink()
+    text = write_paraview_script(folder).read_text()
+    for absent in ("pores.xdmf", "interface.xdmf", "solid.xdmf"):
+        assert absent not in text
+    assert "host_graphite.xdmf" in text and "electrolyte.xdmf" in text

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +11,8 @@ import pytest
 from PIL import Image
 from test_cli_run import CASE, constrict
 
-from postprocess.fields import field_files, read_xdmf, series_times
-from postprocess.paraview_state import SCRIPT_NAME, write_paraview_script
+from postprocess.fields import field_files, series_times
+from postprocess.paraview_state import write_paraview_script
 from postprocess.render import _overlaps, load_snapshot, render_run, select_backend
 
 
@@ -157,215 +156,7 @@ def test_render_run_survives_a_crashing_renderer(run_copy: Path, tmp_path: Path,
 
 
 # --------------------------------------------------------------------------- ParaView
-
-
-class FakeProxy:
-    """A ParaView proxy that knows only its real property and method names: a typo raises."""
-
-    def __init__(self, kind: str, calls: list, properties=(), methods=(),
-                 arrays: dict[str, str] | None = None, name: str = "") -> None:
-        self.__dict__.update(kind=kind, calls=calls, properties=set(properties),
-                             methods=set(methods), values={}, arrays=arrays or {}, name=name)
-
-    def __setattr__(self, name: str, value) -> None:
-        if name not in self.properties:
-            raise AttributeError(f"{self.kind} has no property {name!r}")
-        if self.kind == "Clip" and name == "ClipType":
-            assert value == "Plane"
-            value = FakeProxy("Plane", self.calls, properties=("Origin", "Normal"))
-        if self.kind == "ExtractBlock" and name == "Selectors":
-            assert len(value) == 1 and value[0].startswith("/Root/")
-            block = value[0].removeprefix("/Root/")
-            assert block in self.arrays, f"no block {block!r}"
-            self.__dict__["arrays"] = {block: self.arrays[block]}
-        self.values[name] = value
-        self.calls.append((self.kind, "=", name, value))
-
-    def __getattr__(self, name: str):
-        if name in self.methods:
-            return lambda *args, **kwargs: self.calls.append((self.kind, name, args, kwargs))
-        if name in self.values:
-            return self.values[name]
-        raise AttributeError(f"{self.kind} has no attribute {name!r}")
-
-
-def fake_paraview(calls: list) -> types.ModuleType:
-    """`paraview.simple` with the functions the script may call, with their real keywords."""
-    simple = types.ModuleType("paraview.simple")
-    luts: dict[str, FakeProxy] = {}
-    view = FakeProxy("RenderView", calls,
-                     properties=("CameraPosition", "CameraFocalPoint", "CameraViewUp"))
-
-    def record(name, *args, **kwargs):
-        calls.append(("simple", name, args, kwargs))
-
-    def GetActiveViewOrCreate(view_type):
-        assert view_type == "RenderView"
-        return view
-
-    def Xdmf3ReaderT(registrationName=None, FileName=None):
-        record("Xdmf3ReaderT", registrationName=registrationName, FileName=FileName)
-        (path,) = FileName
-        if not Path(path).is_file():
-            raise FileNotFoundError(path)
-        centres = {name: next(iter(series.values()))[0]
-                   for name, series in read_xdmf(Path(path)).fields.items()}
-        return FakeProxy("Xdmf3ReaderT", calls, properties=("PointArrays", "CellArrays"),
-                         arrays={name: {"Node": "POINTS", "Cell": "CELLS"}[centre]
-                                 for name, centre in centres.items()})
-
-    def ExtractBlock(registrationName=None, Input=None):
-        record("ExtractBlock", registrationName=registrationName)
-        return FakeProxy("ExtractBlock", calls, properties=("Selectors",), arrays=Input.arrays)
-
-    def Clip(registrationName=None, Input=None):
-        record("Clip", registrationName=registrationName)
-        return FakeProxy("Clip", calls, properties=("ClipType", "Invert", "Scalars"),
-                         arrays=Input.arrays, name=registrationName)
-
-    def Show(proxy, view_=None):
-        assert view_ is view
-        record("Show", proxy.kind)
-        return FakeProxy("Display", calls, properties=("Representation", "Opacity"),
-                         methods=("SetScalarBarVisibility", "RescaleTransferFunctionToDataRange"),
-                         arrays=proxy.arrays)
-
-    def Hide(proxy, view_=None):
-        record("Hide", proxy.name)
-
-    def ColorBy(display, value=None):
-        association, name = value
-        assert display.arrays.get(name) == association, f"no {association} array {name!r}"
-        record("ColorBy", name)
-
-    def GetColorTransferFunction(name):
-        return luts.setdefault(name, FakeProxy(f"LUT {name}", calls,
-                                               properties=("AutomaticRescaleRangeMode",),
-                                               methods=("ApplyPreset", "RescaleTransferFunction")))
-
-    def GetOpacityTransferFunction(name):
-        return FakeProxy(f"PWF {name}", calls, methods=("RescaleTransferFunction",))
-
-    def GetScalarBar(lut, view_=None):
-        return FakeProxy("ScalarBar", calls, properties=("Title", "ComponentTitle"))
-
-    def GetAnimationScene():
-        return FakeProxy("AnimationScene", calls,
-                         methods=("UpdateAnimationUsingDataTimeSteps", "GoToLast"))
-
-    def ResetCamera(view_=None):
-        record("ResetCamera")
-
-    def Render(view_=None):
-        record("Render")
-
-    def SaveScreenshot(filename, viewOrLayout=None, ImageResolution=None):
-        record("SaveScreenshot", filename)
-
-    for function in (GetActiveViewOrCreate, Xdmf3ReaderT, ExtractBlock, Clip, Show, Hide, ColorBy,
-                     GetColorTransferFunction, GetOpacityTransferFunction, GetScalarBar,
-                     GetAnimationScene, ResetCamera, Render, SaveScreenshot):
-        setattr(simple, function.__name__, function)
-    return simple
-
-
-def run_script(script: Path, monkeypatch: pytest.MonkeyPatch, *argv: str) -> list:
-    calls: list = []
-    package = types.ModuleType("paraview")
-    package.simple = fake_paraview(calls)
-    monkeypatch.setitem(sys.modules, "paraview", package)
-    monkeypatch.setitem(sys.modules, "paraview.simple", package.simple)
-    monkeypatch.setattr(sys, "argv", [str(script), *argv])
-    code = compile(script.read_text(encoding="utf-8"), str(script), "exec")
-    exec(code, {"__file__": str(script), "__name__": "__main__"})
-    return calls
-
-
-def add_pores(folder: Path) -> None:
-    """A `pores.xdmf` as a run with plating writes it (ψ and p_Li), on a box for the pores."""
-    write_series(folder / "pores.xdmf", (3.0, 3.0, 2.5), {
-        "psi": ((), lambda x: x[2] / 2.5), "p_Li": ((), lambda x: 5.0 + 0.0 * x[0])})
-
-
-def opened_files(calls: list) -> list[Path]:
-    return [Path(kwargs["FileName"][0]) for _, name, _, kwargs in calls if name == "Xdmf3ReaderT"]
-
-
-def hidden(calls: list) -> list[str]:
-    return [args[0] for _, name, args, _ in calls if name == "Hide"]
-
-
-def test_paraview_script_opens_every_field_file(run_copy: Path, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """Hosts and electrolyte, and the plating run's pores (ψ) and interface current."""
-    add_pores(run_copy)
-    script = write_paraview_script(run_copy)
-    assert script == run_copy / SCRIPT_NAME
-    compile(script.read_text(encoding="utf-8"), str(script), "exec")
-
-    moved = Path(shutil.move(run_copy, tmp_path / "moved"))  # relative paths: still works
-    calls = run_script(moved / SCRIPT_NAME, monkeypatch, "--screenshot", "shot.png")
-    opened = opened_files(calls)
-    assert sorted(p.name for p in opened) == sorted(p.name for p in moved.glob("*.xdmf")) == [
-        "electrolyte.xdmf", "host_Si.xdmf", "host_graphite.xdmf", "interface.xdmf", "pores.xdmf"]
-    assert all(p.parent == moved for p in opened)
-    coloured = {args[0] for _, name, args, _ in calls if name == "ColorBy"}
-    assert coloured == {"theta_Si", "theta_graphite", "phi_e", "psi", "interface_current"}
-    for host in ("Si", "graphite"):
-        lut = f"LUT theta_{host}"
-        assert (lut, "ApplyPreset", ("Viridis (matplotlib)", True), {}) in calls
-        assert (lut, "RescaleTransferFunction", (0.0, 1.0), {}) in calls
-    assert ("LUT phi_e", "ApplyPreset", ("Cool to Warm", True), {}) in calls
-    assert ("LUT psi", "ApplyPreset", ("Blues", True), {}) in calls
-    assert ("LUT psi", "RescaleTransferFunction", (0.0, 1.0), {}) in calls
-    # the interface current density (DG0: cell data) on ± its largest |value| of the run
-    current = "LUT interface_current"
-    assert (current, "ApplyPreset", ("Blue Orange (divergent)", True), {}) in calls
-    (low, high), = [args for kind, name, args, _ in calls
-                    if kind == current and name == "RescaleTransferFunction"]
-    interface = field_files(moved)["interface"]
-    largest = max(np.abs(load_snapshot(interface, time)["interface_current"]).max()
-                  for time in series_times(interface))
-    assert high == -low == pytest.approx(largest) and largest > 0.0
-    assert sum(name == "Clip" for _, name, _, _ in calls) == 5
-    assert hidden(calls) == ["interface.xdmf: clip"]  # on the electrolyte's cells
-    assert [name for _, name, _, _ in calls if name in ("GoToLast", "ResetCamera")] == [
-        "GoToLast", "ResetCamera"]
-    assert ("simple", "SaveScreenshot", ("shot.png",), {}) in calls
-
-
-def test_paraview_script_without_plating_files(run_copy: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """No pores.xdmf or interface.xdmf (a single particle, an older run): neither is needed."""
-    for path in run_copy.glob("interface.*"):
-        path.unlink()
-    script = write_paraview_script(run_copy)
-    assert "pores.xdmf" not in script.read_text() and "interface" not in script.read_text()
-    calls = run_script(script, monkeypatch)
-    assert sorted(p.name for p in opened_files(calls)) == [
-        "electrolyte.xdmf", "host_Si.xdmf", "host_graphite.xdmf"]
-    assert {args[0] for _, name, args, _ in calls if name == "ColorBy"} == {
-        "theta_Si", "theta_graphite", "phi_e"}
-    assert hidden(calls) == []
-
-
-def test_paraview_script_shows_the_latest_restart_part(run_copy: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    shutil.copy(run_copy / "host_Si.xdmf", run_copy / "host_Si_restart1.xdmf")
-    calls = run_script(write_paraview_script(run_copy), monkeypatch)
-    readers = [kwargs["registrationName"] for _, name, _, kwargs in calls
-               if name == "Xdmf3ReaderT"]
-    assert readers.index("host_Si.xdmf") + 1 == readers.index("host_Si_restart1.xdmf")
-    assert "host_Si.xdmf: clip" in hidden(calls)  # the part before the restart
-    assert "host_Si_restart1.xdmf: clip" not in hidden(calls)
-
-
-def test_paraview_script_fails_on_a_missing_file(run_copy: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    script = write_paraview_script(run_copy)
-    (run_copy / "electrolyte.xdmf").unlink()
-    with pytest.raises(SystemExit, match="electrolyte.xdmf is missing"):
-        run_script(script, monkeypatch)
+# The generated script runs in real pvpython in tests/test_paraview.py (V12).
 
 
 def test_paraview_script_needs_field_files(tmp_path: Path) -> None:
