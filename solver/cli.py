@@ -155,6 +155,9 @@ def check_restart_folder(folder: Path, case: CaseConfig) -> None:
     """A restart needs the folder of the same case, with a checkpoint in it."""
     if not (folder / "checkpoints" / "latest.json").is_file():
         raise CaseError(f"--restart: {folder} holds no checkpoint (checkpoints/latest.json)")
+    if not (folder / "case.yaml").is_file():
+        raise CaseError(f"--restart: {folder} has checkpoints but no case.yaml to check the "
+                        "case against (a run folder holds the case it ran)")
     saved = yaml.safe_load((folder / "case.yaml").read_text())
     if saved != case.model_dump(mode="json"):
         raise CaseError(f"--restart: the case differs from the one run in {folder} "

@@ -45,7 +45,7 @@ SETTINGS = ["plating.enabled=true", "solver.max_theta_change=0.2", "output.field
             "output.checkpoint_every=3",
             "protocol.steps=[{type: galvanostatic, current_density: 7.4 mA/cm^2, "
             "duration: 13 s}]"]
-KILL_AFTER = 4  # checkpoints: step 12, t = 10.48 s
+KILL_AFTER = 3  # checkpoints: step 9, t = 9.11 s (11 steps in all)
 PSI_PERC = 0.05  # plating.percolation_fraction (default)
 
 

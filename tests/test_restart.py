@@ -83,6 +83,10 @@ def test_restart_of_a_finished_run_changes_nothing_and_refuses_another_case(
                       "--set", "temperature=55 degC", cwd=tmp_path)
     assert other.returncode == 2
     assert "differs" in other.stderr
+    (tmp_path / "run" / "case.yaml").unlink()  # a clear error, not a traceback
+    bare = constrict("run", str(PARTICLE), "-o", "run", "--restart", *SHORT, cwd=tmp_path)
+    assert bare.returncode == 2
+    assert "no case.yaml" in bare.stderr and "Traceback" not in bare.stderr
 
 
 def test_v7_restart_keeps_the_viscoplastic_state(tmp_path: Path) -> None:
